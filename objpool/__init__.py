@@ -1,0 +1,19 @@
+"""objpool: typed, thread-safe object and byte-buffer pools with linear handles."""
+
+from ._errors import (
+    BufferFullError as BufferFullError,
+    ForeignRefError as ForeignRefError,
+    PoolClosedError as PoolClosedError,
+    PoolError as PoolError,
+    PoolExhaustedError as PoolExhaustedError,
+    StaleRefError as StaleRefError,
+)
+
+__all__ = [
+    "BufferFullError",
+    "ForeignRefError",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhaustedError",
+    "StaleRefError",
+]

@@ -1,0 +1,48 @@
+"""objpool's exception family: one base class, one subclass per kind of misuse.
+
+State misuse (a pool that is full, closed, or given the wrong handle) raises a `PoolError`
+subclass. Bad arguments (a negative size, a capacity of 0, a non-int) raise the built-in
+`TypeError` or `ValueError` with the rule and the value in the message. Where one of ours
+refines a built-in's meaning it subclasses both, so callers may catch either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BufferFullError",
+    "ForeignRefError",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhaustedError",
+    "StaleRefError",
+]
+
+
+class PoolError(Exception):
+    """Base class for objpool's own errors; never raised directly."""
+
+
+class PoolExhaustedError(PoolError):
+    """Every object is lent out: release one, or use `try_allocate()` to test first."""
+
+
+class PoolClosedError(PoolError):
+    """The pool was closed by your code and lends nothing more.
+
+    Handles still out may be released; only new allocations fail.
+    """
+
+
+class StaleRefError(PoolError):
+    """A handle (`OwnedRef`, `Slice`) was used after it went back to its pool.
+
+    This is always a bug in the caller: a second release, or a read after release.
+    """
+
+
+class ForeignRefError(PoolError):
+    """A handle was given to a pool that did not lend it; neither pool was changed."""
+
+
+class BufferFullError(PoolError, ValueError):
+    """More bytes were written than a fixed-size buffer has free; nothing was written."""

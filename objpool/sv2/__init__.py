@@ -1,0 +1,1 @@
+"""Stratum V2 buffers and framing on pooled memory."""
