@@ -3,6 +3,7 @@
 from ._errors import (
     BufferFullError as BufferFullError,
     ForeignRefError as ForeignRefError,
+    FrameError as FrameError,
     PoolClosedError as PoolClosedError,
     PoolError as PoolError,
     PoolExhaustedError as PoolExhaustedError,
@@ -12,6 +13,7 @@ from ._errors import (
 __all__ = [
     "BufferFullError",
     "ForeignRefError",
+    "FrameError",
     "PoolClosedError",
     "PoolError",
     "PoolExhaustedError",

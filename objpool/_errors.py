@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BufferFullError",
     "ForeignRefError",
+    "FrameError",
     "PoolClosedError",
     "PoolError",
     "PoolExhaustedError",
@@ -46,3 +47,22 @@ class ForeignRefError(PoolError):
 
 class BufferFullError(PoolError, ValueError):
     """More bytes were written than a fixed-size buffer has free; nothing was written."""
+
+
+# A malformed frame is the peer's fault, not pool misuse, but it still derives from PoolError so
+# that `except PoolError` catches everything objpool raises on its own (the family rule), and from
+# ValueError because it refines "bad value" (as BufferFullError does).
+class FrameError(PoolError, ValueError):
+    """Bytes on the wire do not form a valid Sv2 frame; the connection cannot be resynchronised.
+
+    `offset` is the position, counted from the first byte the decoder saw, of the header of the
+    offending frame. Drop the connection; the decoder keeps raising until `Decoder.clear()`.
+    """
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[type[FrameError], tuple[str, int]]:
+        # Exceptions pickle as cls(*args); args holds only the message, so add the offset back.
+        return (type(self), (str(self), self.offset))
