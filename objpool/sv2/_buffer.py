@@ -1,0 +1,215 @@
+"""The Sv2 `Buffer` protocol and `BufferFromSystemMemory`, the buffer every other is measured by.
+
+Invariant: a buffer's pending bytes (written with `get_writable`, not yet taken with
+`get_data_owned`) are one contiguous run, and a view it returned stays valid only until the
+next `get_writable` / `get_data_by_ref` / `get_data_owned` call on it, which releases that view
+(the Python form of a Rust borrow ending).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+# PEP 688's byte-input type, under another name: this module defines the Sv2 `Buffer`.
+from typing_extensions import Buffer as ReadableBuffer
+
+from ._slice import Slice
+
+__all__ = ["MAX_SIZE", "Buffer", "BufferFromSystemMemory", "check_capacity", "check_size"]
+
+MAX_SIZE: Final = 1 << 32
+"""Largest size or capacity accepted, in bytes (an Sv2 frame is at most 6 + 2**24 - 1 bytes)."""
+
+
+def check_size(n: object, name: str = "n") -> int:
+    """Return `n` as an int in 0..MAX_SIZE, or raise the error that names the rule.
+
+    Raises:
+        TypeError: `n` is not an int (bools are refused too).
+        ValueError: `n` is negative or larger than `MAX_SIZE`.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    n = int(n)  # int subclasses (IntEnum) become plain ints
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0, got {n}")
+    if n > MAX_SIZE:
+        raise ValueError(f"{name} must be <= {MAX_SIZE}, got {n}")
+    return n
+
+
+def check_capacity(capacity: object) -> int:
+    """`check_size` for constructor capacities."""
+    return check_size(capacity, "capacity")
+
+
+def _byte_view(data: ReadableBuffer) -> memoryview:
+    src = memoryview(data)
+    if src.format != "B" or src.ndim != 1:
+        src = src.cast("B")  # TypeError for non-contiguous data, before anything changes
+    return src
+
+
+class Buffer(Protocol):
+    """The Sv2 `Buffer` trait: fill pending bytes in place, then take them as one `Slice`.
+
+    Named `Buffer` as upstream, so ported code reads the same; it is not
+    `collections.abc.Buffer` (PEP 688), which byte inputs here are typed with.
+
+    A buffer is used by one thread at a time (its connection's); the slices it hands out may
+    go to any thread. Implementations subclass this Protocol explicitly to inherit `write`
+    and `write_all`.
+    """
+
+    __slots__ = ()
+
+    def get_writable(self, n: int) -> memoryview:
+        """Append `n` bytes to the pending data and return them, to be filled completely.
+
+        The view is valid until the next call on the buffer, which releases it.
+
+        Raises:
+            TypeError: `n` is not an int (bools are refused too).
+            ValueError: `n` is negative or larger than `MAX_SIZE`; nothing changed.
+        """
+        ...
+
+    def get_data_owned(self) -> Slice:
+        """Hand over all pending bytes as one `Slice`; the buffer is empty afterwards.
+
+        Also resets the `danger_set_start` offset to 0.
+        """
+        ...
+
+    def get_data_by_ref(self, n: int) -> memoryview:
+        """The first `min(n, len(self))` pending bytes, valid until the next call.
+
+        Raises:
+            TypeError: `n` is not an int.
+            ValueError: `n` is negative or larger than `MAX_SIZE`.
+        """
+        ...
+
+    def __len__(self) -> int:
+        """Pending bytes: written and not yet taken."""
+        ...
+
+    def is_droppable(self) -> bool:
+        """True when no slice made from the buffer's own memory is alive."""
+        ...
+
+    def danger_set_start(self, i: int) -> None:
+        """Set the read offset used by Noise decryption; `get_data_owned` resets it to 0.
+
+        Raises:
+            TypeError: `i` is not an int.
+            ValueError: `i` is negative or larger than `MAX_SIZE`.
+        """
+        ...
+
+    def write(self, data: ReadableBuffer) -> int:
+        """Append all of `data` to the pending bytes and return its length (Sv2 `Write`).
+
+        Raises:
+            TypeError: `data` is not a contiguous bytes-like object; nothing changed.
+        """
+        src = _byte_view(data)
+        n = src.nbytes
+        self.get_writable(n)[:] = src
+        return n
+
+    def write_all(self, data: ReadableBuffer) -> None:
+        """Append all of `data` (Sv2 `Write::write_all`; it never runs out of room here)."""
+        self.write(data)
+
+
+_NO_BYTES: Final = memoryview(bytearray())
+_MIN_ALLOC: Final = 64
+
+
+class BufferFromSystemMemory(Buffer):
+    """A `Buffer` where every owned `Slice` is fresh memory (upstream's default fallback).
+
+    Each message gets one new `bytearray`, sized like the previous message so that a run of
+    similar messages allocates once and never copies; the `Slice` takes that bytearray over
+    without a copy. Growth within a message is geometric (allocate twice as much and copy:
+    a bytearray with live views cannot be resized).
+
+    `capacity` is the first allocation size; upstream ignores it.
+    """
+
+    __slots__ = ("_borrow", "_cap", "_hint", "_len", "_mv", "_start")
+
+    def __init__(self, capacity: int = 0) -> None:
+        """Raises `TypeError`/`ValueError` for a non-int, negative or absurd `capacity`."""
+        self._hint = max(check_capacity(capacity), _MIN_ALLOC)
+        self._mv = _NO_BYTES  # the current bytearray's whole view; never handed out itself
+        self._cap = 0
+        self._len = 0
+        self._start = 0
+        self._borrow: memoryview | None = None
+
+    def get_writable(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        pos = self._len
+        end = pos + n
+        if end > self._cap:
+            self._grow(pos, end)
+        self._len = end
+        borrow = self._borrow = self._mv[pos:end]
+        return borrow
+
+    def _grow(self, pos: int, end: int) -> None:
+        cap = max(end, 2 * self._cap, self._hint)
+        new = memoryview(bytearray(cap))
+        if pos:
+            new[:pos] = self._mv[:pos]
+        self._mv = new
+        self._cap = cap
+
+    def get_data_owned(self) -> Slice:
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+            self._borrow = None
+        n = self._len
+        self._start = 0
+        if n == 0:
+            return Slice._adopt(memoryview(bytearray()))
+        view = self._mv[:n]
+        self._mv = _NO_BYTES
+        self._cap = 0
+        self._len = 0
+        self._hint = n if n > _MIN_ALLOC else _MIN_ALLOC
+        return Slice._adopt(view)
+
+    def get_data_by_ref(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        borrow = self._borrow = self._mv[: min(n, self._len)]
+        return borrow
+
+    def __len__(self) -> int:
+        return self._len
+
+    def is_droppable(self) -> bool:
+        """Always True: slices from system memory owe the buffer nothing."""
+        return True
+
+    def danger_set_start(self, i: int) -> None:
+        self._start = check_size(i, "i")
+
+    @property
+    def start(self) -> int:
+        """The offset last set by `danger_set_start` (0 after `get_data_owned`)."""
+        return self._start
+
+    def __repr__(self) -> str:
+        return f"<BufferFromSystemMemory pending={self._len}>"
