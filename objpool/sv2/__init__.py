@@ -6,8 +6,32 @@ from ._buffer import (
     BufferFromSystemMemory as BufferFromSystemMemory,
 )
 from ._slice import ReleaseCallback as ReleaseCallback, Slice as Slice
+from ._framing import (
+    CHANNEL_ID_LEN as CHANNEL_ID_LEN,
+    CHANNEL_MSG_FLAG as CHANNEL_MSG_FLAG,
+    DEFAULT_MAX_PAYLOAD as DEFAULT_MAX_PAYLOAD,
+    HEADER_LEN as HEADER_LEN,
+    MAX_MSG_LENGTH as MAX_MSG_LENGTH,
+    Frame as Frame,
+    Header as Header,
+)
+from ._codec import Decoder as Decoder, Encoder as Encoder, MissingBytes as MissingBytes
+from ._asyncio import Sv2Protocol as Sv2Protocol
+from .._errors import FrameError as FrameError
 
 __all__ = [
+    "CHANNEL_ID_LEN",
+    "CHANNEL_MSG_FLAG",
+    "DEFAULT_MAX_PAYLOAD",
+    "HEADER_LEN",
+    "MAX_MSG_LENGTH",
+    "Decoder",
+    "Encoder",
+    "Frame",
+    "FrameError",
+    "Header",
+    "MissingBytes",
+    "Sv2Protocol",
     "MAX_SIZE",
     "Buffer",
     "BufferFromSystemMemory",
