@@ -1,0 +1,311 @@
+"""The sans-IO Sv2 `Decoder` and `Encoder` over every `Buffer` implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from objpool import FrameError
+from objpool.sv2 import (
+    CHANNEL_MSG_FLAG,
+    HEADER_LEN,
+    Buffer,
+    BufferFromSystemMemory,
+    Decoder,
+    Encoder,
+    Frame,
+    MissingBytes,
+    Slice,
+)
+
+# Every Buffer implementation the decoder must work over.
+BUFFERS: dict[str, Callable[[], Buffer]] = {
+    "system": BufferFromSystemMemory,
+}
+
+
+class SpyBuffer(Buffer):
+    """System memory that records every reservation, to prove what was (not) reserved."""
+
+    def __init__(self) -> None:
+        self.inner = BufferFromSystemMemory()
+        self.reserved: list[int] = []
+
+    def get_writable(self, n: int) -> memoryview:
+        self.reserved.append(n)
+        return self.inner.get_writable(n)
+
+    def get_data_owned(self) -> Slice:
+        return self.inner.get_data_owned()
+
+    def get_data_by_ref(self, n: int) -> memoryview:
+        return self.inner.get_data_by_ref(n)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def is_droppable(self) -> bool:
+        return self.inner.is_droppable()
+
+    def danger_set_start(self, i: int) -> None:
+        self.inner.danger_set_start(i)
+
+
+def wire(raw_ext: int, msg_type: int, payload: bytes) -> bytes:
+    return raw_ext.to_bytes(2, "little") + bytes([msg_type]) + len(payload).to_bytes(3, "little") + payload
+
+
+FrameSpec = tuple[int, int, bool, bytes]  # extension_type, msg_type, channel_msg, payload
+
+frame_specs = st.tuples(
+    st.integers(0, 0x7FFF),
+    st.integers(0, 0xFF),
+    st.booleans(),
+    st.binary(max_size=300),
+).map(lambda t: (t[0], t[1], t[2], t[3].ljust(4, b"\0") if t[2] else t[3]))
+
+
+def encode(specs: list[FrameSpec]) -> bytes:
+    return b"".join(wire(ext | (CHANNEL_MSG_FLAG if chan else 0), t, p) for ext, t, chan, p in specs)
+
+
+def summary(frame: Frame) -> FrameSpec:
+    return (frame.extension_type, frame.msg_type, frame.channel_msg, bytes(frame.payload))
+
+
+def test_codec_sv2_loop_fills_writable_then_asks_next_frame() -> None:
+    """writable() is get_writable(missing): 6 header bytes, then exactly msg_length."""
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    assert MissingBytes(6) == decoder.next_frame()
+    view = decoder.writable()
+    view[:] = wire(0x0201, 3, b"hello")[:6]
+    assert MissingBytes(5) == decoder.next_frame()
+    decoder.writable()[:] = b"hello"
+    frame = decoder.next_frame()
+    assert isinstance(frame, Frame)
+    assert (0x0201, 3, False, b"hello") == summary(frame)
+    assert [6, 5] == buffer.reserved
+    assert 11 == len(frame.data)  # header + payload, one slice
+    assert 0 == len(buffer)
+    assert MissingBytes(6) == decoder.next_frame()
+
+
+def test_empty_payload_frame_comes_right_after_its_header() -> None:
+    decoder = Decoder(BufferFromSystemMemory())
+    decoder.writable()[:] = wire(7, 9, b"")
+    frame = decoder.next_frame()
+    assert isinstance(frame, Frame)
+    assert (7, 9, False, b"") == summary(frame)
+
+
+def test_missing_bytes_is_a_small_value() -> None:
+    assert MissingBytes(3) == MissingBytes(3) != MissingBytes(4)
+    assert MissingBytes(3) != 3
+    assert hash(MissingBytes(3)) == hash(MissingBytes(3))
+    assert "MissingBytes(3)" == repr(MissingBytes(3))
+
+
+def test_decoder_rejects_bad_max_payload() -> None:
+    with pytest.raises(ValueError, match=r"^max_payload must be in 0\.\.0xffffff, got 0x1000000$"):
+        Decoder(BufferFromSystemMemory(), max_payload=1 << 24)
+    with pytest.raises(TypeError, match=r"^max_payload must be an int, got float$"):
+        Decoder(BufferFromSystemMemory(), max_payload=1.0)  # type: ignore[arg-type]  # runtime check
+
+
+@pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
+@settings(max_examples=60, deadline=None)
+@given(specs=st.lists(frame_specs, max_size=8), data=st.data())
+def test_splitting_the_wire_anywhere_gives_the_same_frames(
+    make_buffer: Callable[[], Buffer], specs: list[FrameSpec], data: st.DataObject
+) -> None:
+    stream = encode(specs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10), label="cuts"))
+    decoder = Decoder(make_buffer())
+    frames: list[Frame] = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+        frames += decoder.feed(stream[a:b])
+    assert specs == [summary(f) for f in frames]
+    assert [bytes(f) for f in frames] == [bytes(encode([s])) for s in specs]
+    assert 0 == decoder.pending
+    for f in frames:
+        f.release()
+    assert decoder.buffer.is_droppable()
+
+
+@pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
+@settings(max_examples=60, deadline=None)
+@given(specs=st.lists(frame_specs, min_size=1, max_size=6), data=st.data())
+def test_short_reads_through_get_buffer_give_the_same_frames(
+    make_buffer: Callable[[], Buffer], specs: list[FrameSpec], data: st.DataObject
+) -> None:
+    """The asyncio path: each read fills any part of the view get_buffer() returned."""
+    stream = memoryview(encode(specs))
+    decoder = Decoder(make_buffer())
+    frames: list[Frame] = []
+    pos = 0
+    while pos < len(stream):
+        view = decoder.get_buffer()
+        assert len(view) > 0
+        n = data.draw(st.integers(1, min(len(view), len(stream) - pos)), label="read")
+        view[:n] = stream[pos : pos + n]
+        pos += n
+        ev = decoder.buffer_updated(n)
+        if isinstance(ev, MissingBytes):
+            assert ev.count == decoder.missing > 0
+            assert MissingBytes(ev.count) == decoder.next_frame()
+        else:
+            frames.append(ev)
+    assert specs == [summary(f) for f in frames]
+
+
+@pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=200), data=st.data())
+def test_arbitrary_bytes_decode_or_raise_frame_error(
+    make_buffer: Callable[[], Buffer], blob: bytes, data: st.DataObject
+) -> None:
+    """h11's fuzz property: nothing but Frames or FrameError comes out."""
+    max_payload = data.draw(st.sampled_from([0, 16, 100, 1 << 20]), label="max_payload")
+    decoder = Decoder(make_buffer(), max_payload=max_payload)
+    cut = data.draw(st.integers(0, len(blob)), label="cut")
+    frames: list[Frame] = []
+    try:
+        frames += decoder.feed(blob[:cut])
+        frames += decoder.feed(blob[cut:])
+        frames += decoder.feed(b"")  # surfaces an error held back behind returned frames
+    except FrameError as exc:
+        assert 0 <= exc.offset <= len(blob)
+        assert decoder.error is not None
+        with pytest.raises(FrameError):
+            decoder.next_frame()  # broken until clear()
+        decoder.clear()
+        assert decoder.error is None
+        assert 0 == len(decoder.buffer)
+    consumed = sum(len(f) for f in frames)
+    assert blob[:consumed] == b"".join(bytes(f) for f in frames)
+    for f in frames:
+        assert f.msg_length <= max_payload
+        assert (f.channel_id is not None) == f.channel_msg
+
+
+def test_oversize_header_raises_before_reserving_payload_memory() -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer, max_payload=4)
+    good = wire(0, 1, b"ok")
+    frames = decoder.feed(good)
+    assert 1 == len(frames)
+    with pytest.raises(FrameError, match=r"^payload length 5 exceeds max_payload=4$") as info:
+        decoder.feed(wire(0, 2, b"12345"))
+    assert len(good) == info.value.offset
+    assert [6, 2, 6] == buffer.reserved, "nothing reserved past the bad header"
+    assert 6 == len(buffer)
+
+
+def test_huge_announcement_with_default_limit() -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    with pytest.raises(FrameError, match=r"^payload length 16777215 exceeds max_payload=1048576$"):
+        decoder.feed(b"\x00\x00\x00\xff\xff\xff")
+    assert [6] == buffer.reserved
+
+
+def test_channel_message_too_short_for_its_id_fails_at_the_header() -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    decoder.writable()[:] = wire(CHANNEL_MSG_FLAG, 1, b"abc")[:6]
+    with pytest.raises(FrameError, match=r"^channel message needs a 4-byte channel id, msg_length is 3$") as info:
+        decoder.next_frame()
+    assert 0 == info.value.offset
+    assert [6] == buffer.reserved
+
+
+def test_a_broken_decoder_keeps_failing_until_clear() -> None:
+    decoder = Decoder(BufferFromSystemMemory(), max_payload=0)
+    bad = wire(0, 1, b"x")
+    with pytest.raises(FrameError):
+        decoder.feed(bad)
+    for call in (decoder.next_frame, decoder.writable, decoder.get_buffer, lambda: decoder.feed(b"")):
+        with pytest.raises(FrameError, match=r"^payload length 1 exceeds max_payload=0$"):
+            call()
+    assert "<Decoder broken max_payload=0>" == repr(decoder)
+    decoder.clear()
+    assert "<Decoder missing=6 max_payload=0>" == repr(decoder)
+    [frame] = decoder.feed(wire(0, 2, b""))
+    assert 2 == frame.msg_type
+    assert 12 == decoder.offset  # the dropped 6 header bytes count in the stream offset
+
+
+def test_frames_before_bad_bytes_are_returned_and_the_error_follows() -> None:
+    decoder = Decoder(BufferFromSystemMemory(), max_payload=2)
+    frames = decoder.feed(wire(0, 1, b"") + wire(0, 2, b"ab") + wire(0, 3, b"abc") + wire(0, 4, b""))
+    assert [1, 2] == [f.msg_type for f in frames]
+    assert decoder.error is not None
+    assert 14 == decoder.error.offset
+    with pytest.raises(FrameError, match=r"^payload length 3 exceeds max_payload=2$"):
+        decoder.feed(b"")
+
+
+def test_clear_drops_a_partial_frame() -> None:
+    decoder = Decoder(BufferFromSystemMemory())
+    assert [] == decoder.feed(wire(0, 1, b"abcdef")[:9])
+    assert (9, 3) == (decoder.pending, decoder.missing)
+    decoder.clear()
+    assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
+    decoder.get_buffer()  # an open, unfilled region is dropped too
+    decoder.clear()
+    assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
+    assert 9 == decoder.offset
+
+
+def test_overfilled_buffer_is_a_frame_error() -> None:
+    """Bytes written behind the decoder's back cannot join the frame's slice."""
+    buffer = BufferFromSystemMemory()
+    decoder = Decoder(buffer)
+    buffer.write(wire(0, 1, b"ab") + b"extra")
+    with pytest.raises(FrameError, match=r"^buffer holds 13 bytes but the frame is 8: bytes were added past its end$") as info:
+        decoder.next_frame()
+    assert 8 == info.value.offset
+
+
+def test_misuse_of_the_incremental_api() -> None:
+    decoder = Decoder(BufferFromSystemMemory())
+    with pytest.raises(RuntimeError, match=r"^buffer_updated\(\) without get_buffer\(\)$"):
+        decoder.buffer_updated(1)
+    view = decoder.get_buffer()
+    assert 6 == len(view)
+    with pytest.raises(ValueError, match=r"^nbytes must be in 0\.\.6, got 7$"):
+        decoder.buffer_updated(7)
+    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) region is open"):
+        decoder.writable()
+    again = decoder.get_buffer()  # a second get_buffer() replaces (releases) the first view
+    assert 6 == len(again)
+    with pytest.raises(ValueError, match=r"released memoryview"):
+        len(view)
+    assert MissingBytes(6) == decoder.buffer_updated(0)
+    decoder2 = Decoder(BufferFromSystemMemory())
+    decoder2.writable()[:] = wire(0, 1, b"")
+    with pytest.raises(RuntimeError, match=r"^get_buffer\(\) with a complete frame pending"):
+        decoder2.get_buffer()
+
+
+def test_feed_accepts_any_bytes_like() -> None:
+    decoder = Decoder(BufferFromSystemMemory())
+    data = bytearray(wire(0, 1, b"abcd"))
+    [frame] = decoder.feed(memoryview(data).cast("B", (2, 5)))
+    assert b"abcd" == bytes(frame.payload)
+
+
+@pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
+def test_encoder_output_decodes(make_buffer: Callable[[], Buffer]) -> None:
+    encoder = Encoder(make_buffer())
+    decoder = Decoder(make_buffer())
+    out: list[Frame] = []
+    for size in (0, 4, 64, 1024, 16384):
+        with encoder.encode(size % 256, bytes(size), extension_type=size % 0x7FFF, channel_msg=size >= 4) as data:
+            out += decoder.feed(data.view)
+    assert [(s % 0x7FFF, s % 256, s >= 4, bytes(s)) for s in (0, 4, 64, 1024, 16384)] == [summary(f) for f in out]
+    assert HEADER_LEN + 16384 == len(out[-1])
