@@ -1,5 +1,10 @@
 """objpool: typed, thread-safe object and byte-buffer pools with linear handles."""
 
+from ._bytebuffer import (
+    ByteBuffer as ByteBuffer,
+    SupportsReadinto as SupportsReadinto,
+    SupportsRecvInto as SupportsRecvInto,
+)
 from ._errors import (
     BufferFullError as BufferFullError,
     ForeignRefError as ForeignRefError,
@@ -9,13 +14,21 @@ from ._errors import (
     PoolExhaustedError as PoolExhaustedError,
     StaleRefError as StaleRefError,
 )
+from ._pool import OwnedRef as OwnedRef, Pool as Pool, PoolStats as PoolStats, Reset as Reset
 
 __all__ = [
     "BufferFullError",
+    "ByteBuffer",
     "ForeignRefError",
+    "OwnedRef",
+    "Pool",
     "FrameError",
     "PoolClosedError",
     "PoolError",
     "PoolExhaustedError",
+    "PoolStats",
+    "Reset",
     "StaleRefError",
+    "SupportsReadinto",
+    "SupportsRecvInto",
 ]

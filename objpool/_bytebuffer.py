@@ -1,0 +1,224 @@
+"""`ByteBuffer`: a fixed-size `bytearray` plus a fill length, reusable through `reset()`.
+
+Invariant: `0 <= len(self) <= capacity`, the memory is allocated once and never resized,
+and after `reset()` no view this buffer handed out can read or write its bytes.
+
+`bytearray.clear()` would free the memory (and fail while views exist), so `reset()` only
+sets the length to 0. That is what makes pooling it pay: the next user gets memory that
+is already allocated and already mapped.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn, Protocol
+
+from typing_extensions import Buffer
+
+from ._errors import BufferFullError
+
+__all__ = ["ByteBuffer", "SupportsReadinto", "SupportsRecvInto"]
+
+
+class SupportsReadinto(Protocol):
+    """A binary file or stream: `io.BufferedReader`, `io.BytesIO`, `io.FileIO`..."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+class SupportsRecvInto(Protocol):
+    """A socket."""
+
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+
+
+def _check_size(name: str, n: object) -> int:
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0, got {n}")
+    return n
+
+
+def _is_live(view: memoryview) -> bool:
+    try:
+        view.nbytes  # any access to a released view raises ValueError
+    except ValueError:
+        return False
+    return True
+
+
+class ByteBuffer:
+    """Bytes whose memory survives `reset()`: the byte-buffer `Reset` implementation.
+
+    Fill it with `write()`, `reserve()`, `readinto()`, or `writable()` then `commit()`;
+    read the filled part with `view()` or `bytes(buf)`. `Pool(lambda: ByteBuffer(64 *
+    1024), 32)` lends such buffers with no allocation per use.
+
+    Views from `view()`, `reserve()` and `writable()` are released by `reset()`, so a
+    stale one raises `ValueError` instead of showing the next user's bytes. A view you
+    derive yourself (`v[2:10]`, `memoryview(v)`, `numpy.frombuffer(v)`) is a new export
+    of the memory that `reset()` cannot reach: drop it before you release the buffer.
+    """
+
+    __slots__ = ("_base", "_compact_at", "_data", "_dirty", "_len", "_views", "_zero")
+
+    def __init__(self, capacity: int, *, zero_on_reset: bool = False) -> None:
+        """Allocate `capacity` bytes once.
+
+        `zero_on_reset=True` wipes every byte a user could have written on each
+        `reset()`, so one user's data never reaches the next.
+
+        Raises:
+            TypeError: `capacity` is not an int.
+            ValueError: `capacity < 0`.
+        """
+        _check_size("capacity", capacity)
+        self._data = bytearray(capacity)
+        self._base = memoryview(self._data)  # never handed out; handed views are slices
+        self._len = 0
+        self._zero = bool(zero_on_reset)
+        self._dirty = 0  # bytes from offset 0 that a user may have written
+        self._views: list[memoryview] = []
+        self._compact_at = 32
+
+    @property
+    def capacity(self) -> int:
+        """Bytes of memory, fixed at construction."""
+        return len(self._data)
+
+    @property
+    def free(self) -> int:
+        """Bytes that can still be written."""
+        return len(self._data) - self._len
+
+    @property
+    def zero_on_reset(self) -> bool:
+        """Whether `reset()` wipes the bytes."""
+        return self._zero
+
+    def __len__(self) -> int:
+        """Bytes filled so far."""
+        return self._len
+
+    def _track(self, view: memoryview) -> memoryview:
+        views = self._views
+        if len(views) >= self._compact_at:  # forget views their users already released
+            views[:] = [v for v in views if _is_live(v)]
+            self._compact_at = max(32, 2 * len(views))
+        views.append(view)
+        return view
+
+    def write(self, data: Buffer) -> int:
+        """Append `data` and return its length in bytes.
+
+        Raises:
+            BufferFullError: `data` does not fit in `free`; nothing was written.
+        """
+        with memoryview(data) as src:
+            n = src.nbytes
+            start = self._len
+            if n > len(self._data) - start:
+                raise BufferFullError(f"cannot write {n} bytes: {self!r} has {self.free} free")
+            self._base[start : start + n] = src if src.format == "B" and src.ndim == 1 else src.cast("B")
+        self._len = start + n
+        if self._len > self._dirty:
+            self._dirty = self._len
+        return n
+
+    def reserve(self, n: int) -> memoryview:
+        """Grow the filled length by `n` and return a writable view of those `n` bytes.
+
+        The bytes hold whatever was there before (zeros, unless a previous user wrote
+        them and `zero_on_reset` is off): fill them all.
+
+        Raises:
+            BufferFullError: `n > free`; nothing changed.
+            TypeError, ValueError: `n` is not an int >= 0.
+        """
+        _check_size("n", n)
+        start = self._len
+        end = start + n
+        if end > len(self._data):
+            raise BufferFullError(f"cannot reserve {n} bytes: {self!r} has {self.free} free")
+        self._len = end
+        if end > self._dirty:
+            self._dirty = end
+        return self._track(self._base[start:end])
+
+    def writable(self) -> memoryview:
+        """A writable view of the free space; call `commit(n)` after filling `n` bytes."""
+        self._dirty = len(self._data)  # the caller may write any of it
+        return self._track(self._base[self._len :])
+
+    def commit(self, n: int) -> None:
+        """Count `n` more bytes, written through `writable()`, as filled.
+
+        Raises:
+            BufferFullError: `n > free`; nothing changed.
+            TypeError, ValueError: `n` is not an int >= 0.
+        """
+        _check_size("n", n)
+        if n > len(self._data) - self._len:
+            raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
+        self._len += n
+
+    def readinto(self, source: SupportsReadinto | SupportsRecvInto) -> int:
+        """Read once from a binary file or a socket into the free space.
+
+        Returns the number of bytes read: 0 means end of file (or a closed socket).
+
+        Raises:
+            BufferFullError: there is no free space to read into.
+            BlockingIOError: a non-blocking source had no data (`readinto` gave None).
+            TypeError: `source` has neither `readinto()` nor `recv_into()`.
+        """
+        if self._len == len(self._data):
+            raise BufferFullError(f"cannot read: {self!r} is full")
+        with self._base[self._len :] as target:
+            if hasattr(source, "readinto"):
+                n = source.readinto(target)
+            elif hasattr(source, "recv_into"):
+                n = source.recv_into(target)
+            else:
+                raise TypeError(f"source must have readinto() or recv_into(), got {type(source).__name__}")
+        if n is None:
+            raise BlockingIOError(f"{source!r} has no data to read now")
+        self._len += n
+        if self._len > self._dirty:
+            self._dirty = self._len
+        return n
+
+    def view(self) -> memoryview:
+        """A writable view of the filled bytes, released by `reset()`."""
+        return self._track(self._base[: self._len])
+
+    def reset(self) -> None:
+        """Empty the buffer, keep its memory, and release every view it handed out."""
+        for view in self._views:
+            try:
+                view.release()
+            except BufferError:  # someone exported this very view: it stays, as documented
+                pass
+        self._views.clear()
+        self._compact_at = 32
+        if self._zero and self._dirty:
+            self._base[: self._dirty] = bytes(self._dirty)
+        self._dirty = 0
+        self._len = 0
+
+    def __bytes__(self) -> bytes:
+        """A copy of the filled bytes."""
+        with self._base[: self._len] as filled:
+            return bytes(filled)
+
+    def __repr__(self) -> str:
+        return f"<ByteBuffer {self._len}/{len(self._data)} bytes>"
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("ByteBuffer cannot be copied (the copy would share its memory); use bytes(buf)")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("ByteBuffer cannot be copied (the copy would share its memory); use bytes(buf)")
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("ByteBuffer cannot be pickled; pickle bytes(buf) instead")

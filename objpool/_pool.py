@@ -1,0 +1,536 @@
+"""`Pool[T]`: a fixed array of objects, a stack of free indices, and linear handles.
+
+Invariant: every slot index is in exactly one place: on the free stack `_free`, in the
+one-element claim list of exactly one live `OwnedRef`, in `_leaked` (its handle was
+garbage-collected and the slot awaits a fresh object), or retired (counted in `_retired`).
+
+Thread safety without a lock on the hot path: CPython's `list.pop()` and `list.append()`
+are atomic, so `allocate()` pops an index and `deallocate()` wins a handle by popping its
+claim list; of two threads releasing one handle, exactly one gets the index. A slot's
+counters are written only by the thread that holds the slot at that moment, so they
+need no lock either. Rare paths (exhaustion, leaks, failed resets, snapshots) take `_lock`.
+"""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
+
+from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+
+__all__ = ["OwnedRef", "Pool", "PoolStats", "Reset"]
+
+
+@runtime_checkable
+class Reset(Protocol):
+    """Anything that can be put back into its just-built state, keeping its capacity."""
+
+    def reset(self) -> None:
+        """Forget all contents; keep allocated memory for the next user."""
+
+
+T = TypeVar("T")  # invariant: a Pool[T] both hands out and takes back T
+R = TypeVar("R", bound=Reset)
+
+_NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
+
+
+@final
+class OwnedRef(Generic[T]):
+    """Exclusive, linear handle on one pooled object; made only by `Pool.allocate`.
+
+    Use it as a context manager (`with pool.allocate() as obj:`), or read `.value` and
+    call `release()` (or `pool.deallocate(ref)`) exactly once. After release the handle
+    is dead for good: `.value` and a second release raise `StaleRefError`. A handle that
+    is garbage-collected while live is a leak: the pool warns and replaces the object.
+    """
+
+    # _claim is [index] while live and [] once released: popping it is the atomic
+    # test-and-clear that makes double releases, even racing ones, impossible.
+    #
+    # There is no __init__: Pool.allocate() calls OwnedRef() and fills the slots, which
+    # is ~30 ns a cycle cheaper on CPython 3.11 than any constructor that could refuse
+    # outsiders. An OwnedRef() made elsewhere has empty slots, so every use of it fails
+    # with TypeError (the AttributeError handlers below) and it can never lend anything.
+    __slots__ = ("_claim", "_pool", "_value")
+    _claim: list[int]
+    _pool: Pool[T]
+    _value: T
+
+    @property
+    def value(self) -> T:
+        """The lent object. Raises `StaleRefError` once the handle was released."""
+        try:
+            live = self._claim
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
+        if not live:
+            raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
+        return self._value
+
+    @property
+    def alive(self) -> bool:
+        """True until the handle is released (or its object's reset failed)."""
+        try:
+            return bool(self._claim)
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
+
+    @property
+    def pool(self) -> Pool[T]:
+        """The pool that lent this handle."""
+        return self._pool
+
+    def release(self) -> None:
+        """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
+        self._pool.deallocate(self)
+
+    def __enter__(self) -> T:
+        return self.value
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.deallocate(self)
+
+    def __del__(self) -> None:
+        try:
+            claim = self._claim
+        except AttributeError:  # an inert OwnedRef() made outside a pool
+            return
+        if claim:
+            try:
+                index = claim.pop()
+            except IndexError:  # released by another thread meanwhile: not a leak
+                return
+            self._pool._on_leak(index, self)
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("OwnedRef cannot be copied: two handles would own one object")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("OwnedRef cannot be copied: two handles would own one object")
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("OwnedRef cannot be pickled: it is only meaningful in its pool's process")
+
+    def __repr__(self) -> str:
+        try:
+            state = "live" if self._claim else "released"
+        except AttributeError:
+            return "<OwnedRef not made by a pool>"
+        return f"<OwnedRef {state} {type(self._value).__name__} from {self._pool!r}>"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """An immutable snapshot of a pool's counters, from `Pool.stats()`.
+
+    Counts obey `allocations == deallocations + reset_failures + leaks + lent`.
+    """
+
+    capacity: int
+    """Slots in circulation: the initial capacity less `retired` slots."""
+    lent: int
+    """Objects lent through live handles."""
+    free: int
+    """Objects ready to lend."""
+    allocations: int
+    """Successful `allocate()`/`try_allocate()` calls."""
+    deallocations: int
+    """Releases whose reset succeeded, putting the object back in circulation."""
+    exhausted: int
+    """Allocation attempts that found every object lent."""
+    high_water: int
+    """The most slots ever out of the pool at once (lent, leaked or retired)."""
+    leaks: int
+    """Handles garbage-collected while live (each raised a `ResourceWarning`)."""
+    reset_failures: int
+    """Releases whose reset raised; the object left circulation."""
+    retired: int
+    """Slots taken out of circulation for good (no factory to rebuild their object)."""
+    closed: bool
+    """Whether `close()` was called."""
+
+
+def _reset_method(objects: list[Any]) -> Callable[[Any], object]:
+    """The fastest correct way to call `obj.reset()` on these objects."""
+    kinds = {type(obj) for obj in objects}
+    method = getattr(kinds.pop(), "reset", None)
+    if not kinds and callable(method):
+        # One class: its unbound method is twice as fast to call as a wrapper or
+        # operator.methodcaller("reset").
+        return cast("Callable[[Any], object]", method)
+    return _call_reset
+
+
+def _call_reset(obj: Reset) -> None:
+    obj.reset()
+
+
+@final
+class Pool(Generic[T]):
+    """A fixed-capacity pool: objects built up front, lent through linear handles.
+
+    `allocate()` pops the most recently released object (LIFO, so caches stay warm),
+    `deallocate(ref)` resets it and pushes it back. Every method is thread-safe, and a
+    call that raises leaves the pool as it was (a failing reset aside: see `deallocate`).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_exhausted",
+        "_factory",
+        "_free",
+        "_items",
+        "_leaked",
+        "_leaks",
+        "_lock",
+        "_name",
+        "_reset",
+        "_reset_failures",
+        "_retired",
+        "_size",
+        "_user_reset",
+        "_uses",
+        "__weakref__",
+    )
+
+    @overload
+    def __init__(
+        self: Pool[R], factory: Callable[[], R], capacity: int, *, name: str | None = None
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        factory: Callable[[], T],
+        capacity: int,
+        *,
+        reset: Callable[[T], object],
+        name: str | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        capacity: int,
+        *,
+        reset: Callable[[Any], object] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Build `capacity` objects with `factory()` now.
+
+        `reset` puts an object back in its just-built state; it defaults to the objects'
+        own `reset()` method (the `Reset` protocol). The factory also rebuilds objects
+        whose reset failed or whose handle leaked. `name` shows in `repr()` and warnings.
+
+        Raises:
+            TypeError: `factory` or `reset` is not callable, `capacity` is not an int, or
+                the objects have no `reset()` and no `reset=` was given.
+            ValueError: `capacity < 1`, or `factory()` returned one object twice.
+        """
+        if not callable(factory):
+            raise TypeError(f"factory must be callable, got {factory!r}")
+        _check_capacity(capacity)
+        _check_name(name)
+        self._setup([factory() for _ in range(capacity)], factory, reset, name, "factory()")
+
+    @overload
+    @classmethod
+    def from_items(cls, items: Iterable[R], *, name: str | None = None) -> Pool[R]: ...
+    @overload
+    @classmethod
+    def from_items(
+        cls, items: Iterable[T], *, reset: Callable[[T], object], name: str | None = None
+    ) -> Pool[T]: ...
+    @classmethod
+    def from_items(
+        cls,
+        items: Iterable[Any],
+        *,
+        reset: Callable[[Any], object] | None = None,
+        name: str | None = None,
+    ) -> Pool[Any]:
+        """A pool over objects you built; its capacity is their number.
+
+        With no factory, an object whose reset fails or whose handle leaks cannot be
+        rebuilt: its slot is retired and `capacity` shrinks by one.
+
+        Raises:
+            TypeError: as for `Pool(...)`.
+            ValueError: `items` is empty or holds one object twice.
+        """
+        _check_name(name)
+        objects = list(items)
+        if not objects:
+            raise ValueError("items must hold at least one object, got none")
+        pool: Pool[Any] = object.__new__(cls)
+        pool._setup(objects, None, reset, name, "items")
+        return pool
+
+    def _setup(
+        self,
+        objects: list[T],
+        factory: Callable[[], T] | None,
+        reset: Callable[[T], object] | None,
+        name: str | None,
+        source: str,
+    ) -> None:
+        seen: dict[int, int] = {}
+        for i, obj in enumerate(objects):
+            first = seen.setdefault(id(obj), i)
+            if first != i:
+                raise ValueError(f"{source} must give distinct objects; #{i} is #{first} again: {obj!r}")
+        if reset is None:
+            for obj in objects:
+                if not isinstance(obj, Reset):
+                    raise TypeError(
+                        f"{source} gave {type(obj).__name__!r}, which has no reset() method; "
+                        "pass reset=... to say how to clean one"
+                    )
+            self._reset = _reset_method(objects)
+        elif callable(reset):
+            self._reset = reset
+        else:
+            raise TypeError(f"reset must be callable, got {reset!r}")
+        self._user_reset = reset
+        self._items = objects
+        self._name = name
+        self._size = len(objects)
+        self._free = list(range(self._size - 1, -1, -1))  # slot 0 is lent first
+        self._uses = [0] * self._size  # allocations per slot, written by the slot's holder
+        self._factory = factory
+        self._leaked: list[int] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._exhausted = 0
+        self._leaks = 0
+        self._reset_failures = 0
+        self._retired = 0
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def allocate(self) -> OwnedRef[T]:
+        """Lend an object through a new handle.
+
+        Raises:
+            PoolExhaustedError: every object is lent; release one first, or call
+                `try_allocate()` to get `None` instead.
+            PoolClosedError: `close()` was called.
+        """
+        if self._closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+        try:
+            index = self._free.pop()
+        except IndexError:
+            index = self._allocate_slow()
+        self._uses[index] += 1
+        ref: OwnedRef[T] = OwnedRef()
+        ref._pool = self
+        ref._value = self._items[index]
+        ref._claim = [index]
+        return ref
+
+    def try_allocate(self) -> OwnedRef[T] | None:
+        """Like `allocate()`, but return `None` when every object is lent.
+
+        Raises:
+            PoolClosedError: `close()` was called (a closed pool is not merely full).
+        """
+        try:
+            return self.allocate()
+        except PoolExhaustedError:
+            return None
+
+    def deallocate(self, ref: OwnedRef[T]) -> None:
+        """Reset the handle's object, return it to the pool and kill the handle.
+
+        Raises:
+            StaleRefError: the handle was already released.
+            ForeignRefError: another pool lent the handle; neither pool changes.
+            TypeError: `ref` is not an `OwnedRef`.
+            Exception: whatever the reset raised. The handle is dead, the object left
+                circulation, and its slot holds a fresh `factory()` object (or is
+                retired when there is no factory).
+        """
+        try:
+            pool = ref._pool
+            claim = ref._claim
+        except AttributeError:
+            raise TypeError(f"deallocate() takes an OwnedRef, got {type(ref).__name__!r}") from None
+        if pool is not self:
+            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
+        try:
+            index = claim.pop()
+        except IndexError:
+            raise StaleRefError(f"{ref!r} was already released") from None
+        try:
+            self._reset(ref._value)
+        except BaseException:
+            with self._lock:
+                self._reset_failures += 1
+                self._refill_locked(index)
+            raise
+        self._free.append(index)
+
+    # -- rare paths -----------------------------------------------------------------
+
+    def _allocate_slow(self) -> int:
+        """The free stack was empty: take back leaked slots, or report exhaustion."""
+        with self._lock:
+            self._drain_leaks_locked()
+            try:
+                return self._free.pop()
+            except IndexError:
+                self._exhausted += 1
+        raise PoolExhaustedError(f"all {self._size - self._retired} objects of {self!r} are lent out")
+
+    def _on_leak(self, index: int, ref: OwnedRef[T]) -> None:
+        # Called from OwnedRef.__del__, possibly inside the garbage collector, on any
+        # thread, even while this thread holds _lock: so only an atomic append here.
+        # The slot is rebuilt later by _drain_leaks_locked, on a caller's own thread.
+        self._leaked.append(index)
+        where = ""
+        traceback = tracemalloc.get_object_traceback(ref)
+        if traceback is not None:
+            frames = [f for f in reversed(traceback) if not f.filename.endswith("_pool.py")]
+            where = (
+                f"; it was allocated at {frames[0].filename}:{frames[0].lineno}"
+                if frames
+                else "; start tracemalloc with 2 frames or more to see where it was allocated"
+            )
+        warnings.warn(
+            f"an OwnedRef of {self!r} was garbage-collected while still live{where}; "
+            "release it, or use 'with pool.allocate() as obj:'",
+            ResourceWarning,
+            stacklevel=2,
+            source=ref,
+        )
+
+    def _drain_leaks_locked(self) -> None:
+        while self._leaked:
+            index = self._leaked.pop()
+            self._leaks += 1
+            self._refill_locked(index)
+
+    def _refill_locked(self, index: int) -> None:
+        """Put a fresh object in a slot whose object left circulation, or retire it.
+
+        The old object may still be referenced elsewhere (a leak) or be half-reset (a
+        failed reset), so it is never lent again: that would alias it.
+        """
+        if self._factory is None:
+            self._retired += 1
+            return
+        try:
+            fresh = self._factory()
+            if any(fresh is obj for obj in self._items):
+                raise ValueError(f"factory() returned {fresh!r}, which is already in the pool")
+            if self._reset is not _call_reset and type(fresh) is not type(self._items[index]):
+                # _reset may be one class's unbound reset(); a new class needs the general
+                # call (or, with a user's reset=..., nothing changes: it takes any T).
+                if self._user_reset is None:
+                    if not isinstance(fresh, Reset):
+                        raise TypeError(f"factory() returned {fresh!r}, which has no reset() method")
+                    self._reset = _call_reset
+        except Exception as exc:
+            # Raising here would fail an unrelated call (stats(), another allocate()), and
+            # swallowing would hide it: retire the slot and say why.
+            self._retired += 1
+            warnings.warn(
+                f"{self!r}: factory() failed to rebuild a slot ({exc!r}); the slot is retired",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        self._items[index] = fresh
+        self._free.append(index)
+
+    def close(self) -> None:
+        """Stop lending: later `allocate()` calls raise `PoolClosedError`.
+
+        Idempotent. Handles still out stay valid and may be released.
+        """
+        self._closed = True
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction, if any."""
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
+    @property
+    def capacity(self) -> int:
+        """Objects in circulation: the initial capacity less retired slots."""
+        with self._lock:
+            self._drain_leaks_locked()
+            return self._size - self._retired
+
+    @property
+    def lent(self) -> int:
+        """Objects lent through live handles now."""
+        return self.stats().lent
+
+    @property
+    def free(self) -> int:
+        """Objects ready to lend now."""
+        return self.stats().free
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the counters (exact when no other thread is mid-call)."""
+        with self._lock:
+            self._drain_leaks_locked()
+            free = len(self._free)
+            lent = self._size - free - self._retired
+            allocations = sum(self._uses)
+            return PoolStats(
+                capacity=self._size - self._retired,
+                lent=lent,
+                free=free,
+                allocations=allocations,
+                deallocations=allocations - lent - self._leaks - self._reset_failures,
+                exhausted=self._exhausted,
+                # Slots leave the LIFO stack top-down and return on top, so the number of
+                # slots ever used is exactly the most that were ever out at once.
+                high_water=sum(1 for uses in self._uses if uses),
+                leaks=self._leaks,
+                reset_failures=self._reset_failures,
+                retired=self._retired,
+                closed=self._closed,
+            )
+
+    def __repr__(self) -> str:
+        # Lock-free on purpose: __repr__ runs inside OwnedRef.__del__, which may fire
+        # while this very thread holds _lock. Pending leaks count as free.
+        free = len(self._free) + len(self._leaked)
+        capacity = self._size - self._retired
+        closed = ", closed" if self._closed else ""
+        name = "" if self._name is None else f" {self._name!r}"
+        return f"<Pool{name} {capacity - free}/{capacity} lent, {free} free{closed}>"
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("Pool cannot be copied: two pools would lend the same objects")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("Pool cannot be copied: two pools would lend the same objects")
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("Pool cannot be pickled: its handles are only meaningful in this process")
+
+
+def _check_name(name: object) -> None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
+
+
+def _check_capacity(capacity: object) -> None:
+    if not isinstance(capacity, int) or isinstance(capacity, bool):
+        raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
+    if capacity < 1:
+        raise ValueError(f"capacity must be >= 1, got {capacity}")
