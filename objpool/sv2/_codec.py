@@ -183,13 +183,7 @@ class Decoder:
             with buffer.get_data_by_ref(HEADER_LEN) as head:
                 raw_ext, type_len = _HEADER.unpack_from(head)
             length = type_len >> 8
-            if length > self._max_payload:
-                self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
-            if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
-                self._fail(
-                    f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
-                    self._offset,
-                )
+            self._check_header(raw_ext, length)
             need = HEADER_LEN + length
             self._need = need
             if have < need:
@@ -215,10 +209,10 @@ class Decoder:
         """
         if self._error is not None:
             self._raise()
-        chunk = self._chunk
-        if chunk is not None:
-            chunk.release()
         region = self._region
+        chunk = self._chunk
+        if chunk is not None and chunk is not region:
+            chunk.release()
         if region is None:
             missing = self._need - len(self._buffer)
             if missing <= 0:
@@ -226,7 +220,9 @@ class Decoder:
             region = self._buffer.get_writable(missing)
             self._region = region
             self._filled = 0
-        chunk = region[self._filled :]
+            chunk = region  # the common case: a fresh region, handed out whole
+        else:
+            chunk = region[self._filled :]
         self._chunk = chunk
         return chunk
 
@@ -245,18 +241,43 @@ class Decoder:
             raise RuntimeError("buffer_updated() without get_buffer()")
         if not 0 <= nbytes <= len(chunk):
             raise ValueError(f"nbytes must be in 0..{len(chunk)}, got {nbytes}")
-        # The caller (asyncio's transport) still references the chunk; releasing it here drops
-        # its export of the buffer's memory, so the buffer may resize or hand the bytes out.
-        chunk.release()
         self._chunk = None
         filled = self._filled + nbytes
-        self._filled = filled
-        if filled < len(region):
-            return MissingBytes(len(region) - filled)
-        self._close_region(region)
+        size = len(region)
+        if filled < size:
+            self._filled = filled
+            # The caller (asyncio's transport) still references the chunk; releasing it drops
+            # any use of it. The region itself stays open for the rest of the fill.
+            if chunk is not region:
+                chunk.release()
+            return MissingBytes(size - filled)
+        if size == HEADER_LEN == self._need:
+            # The region is exactly this frame's header: parse it in place (no second view).
+            raw_ext, type_len = _HEADER.unpack_from(region)
+            self._close_region(region, chunk)
+            length = type_len >> 8
+            if length:
+                self._check_header(raw_ext, length)
+                self._need = HEADER_LEN + length
+                return MissingBytes(length)
+        else:
+            self._close_region(region, chunk)
         return self.next_frame()
 
-    def _close_region(self, region: memoryview) -> None:
+    def _check_header(self, raw_ext: int, length: int) -> None:
+        if length > self._max_payload:
+            self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
+        if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
+            self._fail(
+                f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
+                self._offset,
+            )
+
+    def _close_region(self, region: memoryview, chunk: memoryview | None = None) -> None:
+        # Release every view of the region before the buffer is used again: asyncio's
+        # transport still references the chunk, and a live view would pin the memory.
+        if chunk is not None:
+            chunk.release()
         region.release()
         self._region = None
         self._filled = 0
@@ -276,8 +297,33 @@ class Decoder:
         src = _as_bytes_view(data)
         pos = 0
         end = len(src)
+        buffer = self._buffer
         try:
             while pos < end:
+                if end - pos >= HEADER_LEN and self._region is None and self._need == HEADER_LEN and not len(buffer):
+                    # Fast path: a whole header is in `data`, so check it there and reserve
+                    # header + payload with one get_writable (the same bytes, one call fewer).
+                    raw_ext, type_len = _HEADER.unpack_from(src, pos)
+                    length = type_len >> 8
+                    try:
+                        self._check_header(raw_ext, length)
+                    except FrameError:
+                        buffer.write(src[pos : pos + HEADER_LEN])  # as the slow path leaves it
+                        raise
+                    size = HEADER_LEN + length
+                    take = min(size, end - pos)
+                    region = buffer.get_writable(size)
+                    region[:take] = src[pos : pos + take]
+                    pos += take
+                    if take < size:  # the payload continues in later data
+                        self._need = size
+                        self._region = region
+                        self._filled = take
+                        continue
+                    region.release()
+                    self._offset += size
+                    frames.append(Frame(buffer.get_data_owned()))
+                    continue
                 dst = self.get_buffer()
                 take = min(len(dst), end - pos)
                 dst[:take] = src[pos : pos + take]
@@ -295,14 +341,14 @@ class Decoder:
 
         The decoder then waits for a fresh header. Idempotent; call it when the connection ends.
         """
-        chunk = self._chunk
-        if chunk is not None:
-            chunk.release()
-            self._chunk = None
         received = self.pending
+        chunk = self._chunk
+        self._chunk = None
         region = self._region
         if region is not None:
-            self._close_region(region)
+            self._close_region(region, chunk)
+        elif chunk is not None:
+            chunk.release()
         if len(self._buffer):
             self._buffer.get_data_owned().release()
         self._offset += received
