@@ -6,6 +6,11 @@ from ._buffer import (
     BufferFromSystemMemory as BufferFromSystemMemory,
 )
 from ._slice import ReleaseCallback as ReleaseCallback, Slice as Slice
+from ._buffer_pool import (
+    POOL_CAPACITY as POOL_CAPACITY,
+    BufferPool as BufferPool,
+    PoolMode as PoolMode,
+)
 from ._framing import (
     CHANNEL_ID_LEN as CHANNEL_ID_LEN,
     CHANNEL_MSG_FLAG as CHANNEL_MSG_FLAG,
@@ -35,6 +40,9 @@ __all__ = [
     "MAX_SIZE",
     "Buffer",
     "BufferFromSystemMemory",
+    "BufferPool",
+    "POOL_CAPACITY",
+    "PoolMode",
     "ReleaseCallback",
     "Slice",
 ]
