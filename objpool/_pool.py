@@ -395,7 +395,7 @@ class Pool(Generic[T]):
         where = ""
         traceback = tracemalloc.get_object_traceback(ref)
         if traceback is not None:
-            frames = [f for f in reversed(traceback) if not f.filename.endswith("_pool.py")]
+            frames = [f for f in reversed(traceback) if f.filename != __file__]  # skip allocate()
             where = (
                 f"; it was allocated at {frames[0].filename}:{frames[0].lineno}"
                 if frames

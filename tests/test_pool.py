@@ -1,0 +1,436 @@
+"""Unit tests for `Pool`, `OwnedRef` and `Reset`: each documented behaviour and error."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gc
+import pickle
+import re
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from objpool import (
+    ByteBuffer,
+    ForeignRefError,
+    OwnedRef,
+    Pool,
+    PoolClosedError,
+    PoolError,
+    PoolExhaustedError,
+    Reset,
+    StaleRefError,
+)
+
+
+class ResetFailed(Exception):
+    pass
+
+
+class Widget:
+    """A pooled object that records its resets and can be told to fail one."""
+
+    __slots__ = ("dirty", "fail_next", "resets")
+
+    def __init__(self) -> None:
+        self.dirty = False
+        self.fail_next = False
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+        if self.fail_next:
+            raise ResetFailed("reset failed on purpose")
+        self.dirty = False
+
+
+def counts(pool: Pool[Widget]) -> tuple[int, int, int]:
+    s = pool.stats()
+    return s.capacity, s.lent, s.free
+
+
+# -- construction ------------------------------------------------------------------------
+
+
+def test_new_pool_builds_every_object_up_front() -> None:
+    built: list[Widget] = []
+
+    def factory() -> Widget:
+        built.append(Widget())
+        return built[-1]
+
+    pool = Pool(factory, 3)
+    assert len(built) == 3
+    assert pool.capacity == 3
+    assert repr(pool) == "<Pool 0/3 lent, 3 free>"
+
+
+def test_name_shows_in_repr() -> None:
+    pool = Pool(Widget, 2, name="frames")
+    assert pool.name == "frames"
+    assert repr(pool) == "<Pool 'frames' 0/2 lent, 2 free>"
+
+
+@pytest.mark.parametrize(
+    ("capacity", "error", "message"),
+    [
+        (0, ValueError, r"^capacity must be >= 1, got 0$"),
+        (-5, ValueError, r"^capacity must be >= 1, got -5$"),
+        ("3", TypeError, r"^capacity must be an int, got str '3'$"),
+        (2.0, TypeError, r"^capacity must be an int, got float 2\.0$"),
+        (True, TypeError, r"^capacity must be an int, got bool True$"),
+    ],
+)
+def test_bad_capacity_is_refused(capacity: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        Pool(Widget, capacity)  # type: ignore[call-overload]  # the point of the test
+
+
+def test_factory_must_be_callable() -> None:
+    with pytest.raises(TypeError, match=r"^factory must be callable, got 3$"):
+        Pool(3, 2)  # type: ignore[call-overload]  # the point of the test
+
+
+def test_objects_without_reset_need_reset_argument() -> None:
+    with pytest.raises(TypeError, match=r"^factory\(\) gave 'list', which has no reset\(\) method; pass reset="):
+        Pool(list, 2)  # type: ignore[type-var]  # mypy rejects it too: the point of the test
+
+
+def test_reset_argument_must_be_callable() -> None:
+    with pytest.raises(TypeError, match=r"^reset must be callable, got 'clear'$"):
+        Pool(list, 2, reset="clear")  # type: ignore[call-overload]  # the point of the test
+
+
+def test_factory_returning_one_object_twice_is_refused() -> None:
+    shared = Widget()
+    with pytest.raises(ValueError, match=r"^factory\(\) must give distinct objects; #1 is #0 again"):
+        Pool(lambda: shared, 2)
+
+
+def test_name_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match=r"^name must be a str or None, got int 7$"):
+        Pool(Widget, 1, name=7)  # type: ignore[call-overload]  # the point of the test
+
+
+def test_reset_argument_pools_any_type() -> None:
+    pool: Pool[list[int]] = Pool(list, 2, reset=list.clear)
+    with pool.allocate() as items:
+        items.extend([1, 2, 3])
+    with pool.allocate() as items:
+        assert items == []
+
+
+def test_from_items_lends_the_given_objects() -> None:
+    widgets = [Widget(), Widget()]
+    pool = Pool.from_items(widgets, name="mine")
+    assert pool.capacity == 2
+    refs = [pool.allocate(), pool.allocate()]
+    assert {id(r.value) for r in refs} == {id(w) for w in widgets}
+    for r in refs:
+        r.release()
+
+
+def test_from_items_refuses_empty_duplicate_and_resetless_items() -> None:
+    w = Widget()
+    with pytest.raises(ValueError, match=r"^items must hold at least one object, got none$"):
+        Pool.from_items([])
+    with pytest.raises(ValueError, match=r"^items must give distinct objects; #1 is #0 again"):
+        Pool.from_items([w, w])
+    with pytest.raises(TypeError, match=r"^items gave 'int', which has no reset\(\) method"):
+        Pool.from_items([1, 2])  # type: ignore[type-var]  # mypy rejects it too
+    assert Pool.from_items([[1], [2]], reset=list.clear).capacity == 2
+
+
+def test_reset_protocol_is_runtime_checkable() -> None:
+    assert isinstance(Widget(), Reset)
+    assert isinstance(ByteBuffer(1), Reset)
+    assert not isinstance([], Reset)
+
+
+# -- lending and returning ---------------------------------------------------------------
+
+
+def test_reuse_is_lifo() -> None:
+    pool = Pool(Widget, 3)
+    a, b = pool.allocate(), pool.allocate()
+    wa, wb = a.value, b.value
+    a.release()
+    b.release()
+    first, second = pool.allocate(), pool.allocate()
+    assert first.value is wb  # most recently released first
+    assert second.value is wa
+    first.release()
+    second.release()
+
+
+def test_exhaustion_raises_and_changes_nothing() -> None:
+    pool = Pool(Widget, 2)
+    held = [pool.allocate(), pool.allocate()]
+    with pytest.raises(PoolExhaustedError, match=r"^all 2 objects of <Pool 2/2 lent, 0 free> are lent out$"):
+        pool.allocate()
+    assert pool.try_allocate() is None
+    assert counts(pool) == (2, 2, 0)
+    assert pool.stats().exhausted == 2
+    held[0].release()
+    again = pool.try_allocate()
+    assert again is not None
+    for ref in (again, held[1]):
+        ref.release()
+
+
+def test_reset_runs_once_per_release_and_never_at_allocation() -> None:
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    widget = ref.value
+    assert widget.resets == 0
+    widget.dirty = True
+    ref.release()
+    assert widget.resets == 1
+    assert not widget.dirty
+    pool.allocate().release()
+    assert widget.resets == 2
+
+
+def test_release_kills_the_handle_for_good() -> None:
+    pool = Pool(Widget, 2)
+    ref = pool.allocate()
+    assert ref.alive
+    pool.deallocate(ref)
+    assert not ref.alive
+    with pytest.raises(StaleRefError, match=r"^<OwnedRef released Widget from <Pool 0/2 lent, 2 free>> was released"):
+        ref.value  # noqa: B018 - the read is the test
+    with pytest.raises(StaleRefError, match=r"was already released$"):
+        ref.release()
+    with pytest.raises(StaleRefError, match=r"was already released$"):
+        pool.deallocate(ref)
+    assert counts(pool) == (2, 0, 2)
+    assert sorted(pool._free) == [0, 1]  # no index pushed twice
+
+
+def test_foreign_handle_is_refused_and_neither_pool_changes() -> None:
+    mine, theirs = Pool(Widget, 2, name="mine"), Pool(Widget, 2, name="theirs")
+    ref = theirs.allocate()
+    with pytest.raises(ForeignRefError, match=r"was lent by another pool, not by <Pool 'mine' 0/2 lent, 2 free>$"):
+        mine.deallocate(ref)
+    assert counts(mine) == (2, 0, 2)
+    assert counts(theirs) == (2, 1, 1)
+    assert ref.alive
+    assert ref.pool is theirs
+    ref.release()
+    assert counts(theirs) == (2, 0, 2)
+
+
+def test_deallocate_refuses_non_handles() -> None:
+    pool = Pool(Widget, 1)
+    with pytest.raises(TypeError, match=r"^deallocate\(\) takes an OwnedRef, got 'Widget'$"):
+        pool.deallocate(Widget())  # type: ignore[arg-type]  # the point of the test
+
+
+def test_context_manager_releases_at_exit_even_on_error() -> None:
+    pool = Pool(Widget, 1)
+    with pool.allocate() as widget:
+        widget.dirty = True
+        assert pool.lent == 1
+    assert pool.lent == 0
+    assert not widget.dirty
+    with pytest.raises(KeyError), pool.allocate() as widget:
+        raise KeyError("boom")
+    assert pool.lent == 0
+
+
+def test_handles_cannot_be_forged_copied_or_pickled() -> None:
+    pool = Pool(Widget, 1)
+    forged: OwnedRef[Widget] = OwnedRef()
+    with pytest.raises(TypeError, match=r"^this OwnedRef was not made by Pool.allocate\(\)"):
+        forged.value  # noqa: B018 - the read is the test
+    with pytest.raises(TypeError, match=r"^deallocate\(\) takes an OwnedRef"):
+        pool.deallocate(forged)
+    assert repr(forged) == "<OwnedRef not made by a pool>"
+    del forged  # its __del__ must stay quiet (filterwarnings=error would catch a warning)
+    ref = pool.allocate()
+    with pytest.raises(TypeError, match=r"^OwnedRef cannot be copied"):
+        copy.copy(ref)
+    with pytest.raises(TypeError, match=r"^OwnedRef cannot be copied"):
+        copy.deepcopy(ref)
+    with pytest.raises(TypeError, match=r"^OwnedRef cannot be pickled"):
+        pickle.dumps(ref)
+    with pytest.raises(TypeError, match=r"^Pool cannot be copied"):
+        copy.copy(pool)
+    with pytest.raises(TypeError, match=r"^Pool cannot be pickled"):
+        pickle.dumps(pool)
+    ref.release()
+
+
+# -- failing resets ----------------------------------------------------------------------
+
+
+def test_failed_reset_replaces_the_object_from_the_factory() -> None:
+    pool = Pool(Widget, 2)
+    ref = pool.allocate()
+    broken = ref.value
+    broken.fail_next = True
+    with pytest.raises(ResetFailed):
+        ref.release()
+    assert not ref.alive
+    s = pool.stats()
+    assert (s.capacity, s.lent, s.free, s.reset_failures, s.retired) == (2, 0, 2, 1, 0)
+    lent = [pool.allocate(), pool.allocate()]
+    assert all(r.value is not broken for r in lent)  # the half-reset object never comes back
+    for r in lent:
+        r.release()
+
+
+def test_failed_reset_retires_the_slot_without_a_factory() -> None:
+    a, b = Widget(), Widget()
+    pool = Pool.from_items([a, b])
+    ref = pool.allocate()
+    ref.value.fail_next = True
+    with pytest.raises(ResetFailed):
+        pool.deallocate(ref)
+    s = pool.stats()
+    assert (s.capacity, s.lent, s.free, s.retired) == (1, 0, 1, 1)
+    assert repr(pool) == "<Pool 0/1 lent, 1 free>"
+    with pool.allocate() as other:
+        assert other is b
+        with pytest.raises(PoolExhaustedError, match=r"^all 1 objects of"):
+            pool.allocate()
+
+
+def test_factory_failing_to_rebuild_retires_the_slot_with_a_warning() -> None:
+    calls = 0
+
+    def factory() -> Widget:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise OSError("out of widgets")
+        return Widget()
+
+    pool = Pool(factory, 2)
+    ref = pool.allocate()
+    ref.value.fail_next = True
+    with pytest.raises(ResetFailed), pytest.warns(RuntimeWarning, match=r"factory\(\) failed to rebuild a slot"):
+        ref.release()
+    assert pool.stats().retired == 1
+    assert pool.capacity == 1
+
+
+# -- leaks -------------------------------------------------------------------------------
+
+
+def test_leaked_handle_warns_and_its_slot_gets_a_fresh_object() -> None:
+    pool = Pool(Widget, 1, name="conns")
+    ref = pool.allocate()
+    leaked = ref.value
+    with pytest.warns(ResourceWarning, match=r"^an OwnedRef of <Pool 'conns' 0/1 lent, 1 free> was garbage-collected"):
+        del ref
+        gc.collect()
+    s = pool.stats()
+    assert (s.leaks, s.lent, s.free, s.capacity) == (1, 0, 1, 1)
+    with pool.allocate() as fresh:
+        assert fresh is not leaked  # it may still be referenced: never lend it again
+
+
+def test_leaked_handle_without_factory_retires_its_slot() -> None:
+    pool = Pool.from_items([Widget(), Widget()])
+    with pytest.warns(ResourceWarning):
+        pool.allocate()  # dropped at once: a leak
+    s = pool.stats()
+    assert (s.leaks, s.retired, s.capacity, s.free) == (1, 1, 1, 1)
+
+
+def test_leak_warning_says_where_the_handle_was_allocated() -> None:
+    pool = Pool(Widget, 1)
+    tracemalloc.start(5)
+    try:
+        ref = pool.allocate()
+        with pytest.warns(ResourceWarning, match=r"allocated at .*test_pool\.py:\d+"):
+            del ref
+    finally:
+        tracemalloc.stop()
+
+
+def test_released_handles_are_not_leaks() -> None:
+    pool = Pool(Widget, 1)
+    pool.allocate().release()
+    with pool.allocate():
+        pass
+    gc.collect()
+    assert pool.stats().leaks == 0
+
+
+# -- close and stats ---------------------------------------------------------------------
+
+
+def test_close_stops_lending_but_takes_handles_back() -> None:
+    pool = Pool(Widget, 2)
+    ref = pool.allocate()
+    pool.close()
+    pool.close()  # idempotent
+    assert pool.closed
+    with pytest.raises(PoolClosedError, match=r"^<Pool 1/2 lent, 1 free, closed> is closed and lends nothing more$"):
+        pool.allocate()
+    with pytest.raises(PoolClosedError):
+        pool.try_allocate()  # closed is not the same as full
+    ref.release()
+    assert counts(pool) == (2, 0, 2)
+    assert pool.stats().closed
+
+
+def test_stats_add_up() -> None:
+    pool = Pool(Widget, 3)
+    refs = [pool.allocate() for _ in range(3)]
+    refs[0].release()
+    refs[1].value.fail_next = True
+    with pytest.raises(ResetFailed):
+        refs[1].release()
+    with pytest.warns(ResourceWarning):
+        refs.pop(2)
+        pool.try_allocate()  # leaked again at once
+    s = pool.stats()
+    assert s.allocations == 4
+    assert s.allocations == s.deallocations + s.reset_failures + s.leaks + s.lent
+    assert (s.deallocations, s.reset_failures, s.high_water) == (1, 1, 3)
+
+
+def test_stats_are_an_immutable_snapshot() -> None:
+    pool = Pool(Widget, 1)
+    before = pool.stats()
+    ref = pool.allocate()
+    assert before.lent == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        before.lent = 5  # type: ignore[misc]  # frozen: the point of the test
+    ref.release()
+
+
+def test_high_water_is_the_most_lent_at_once() -> None:
+    pool = Pool(Widget, 5)
+    for _ in range(3):
+        refs = [pool.allocate() for _ in range(2)]
+        for r in refs:
+            r.release()
+    assert pool.stats().high_water == 2
+    refs = [pool.allocate() for _ in range(4)]
+    assert pool.stats().high_water == 4
+    for r in refs:
+        r.release()
+
+
+def test_errors_share_one_base_class() -> None:
+    for error in (PoolExhaustedError, PoolClosedError, StaleRefError, ForeignRefError):
+        assert issubclass(error, PoolError)
+
+
+@pytest.fixture
+def widget_pool() -> Iterator[Pool[Widget]]:
+    pool = Pool(Widget, 4)
+    yield pool
+    assert pool.lent == 0, "a test left objects lent"
+
+
+def test_handle_repr_names_object_and_pool(widget_pool: Pool[Widget]) -> None:
+    ref = widget_pool.allocate()
+    assert re.fullmatch(r"<OwnedRef live Widget from <Pool 1/4 lent, 3 free>>", repr(ref))
+    ref.release()
