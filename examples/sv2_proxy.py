@@ -36,6 +36,7 @@ from objpool.sv2 import (
     HEADER_LEN,
     Buffer,
     BufferFromSystemMemory,
+    BufferPool,
     Decoder,
     Frame,
     Sv2Protocol,
@@ -69,7 +70,7 @@ class Stats:
     proxy_bytes: int = 0
     frames_in_pool: int = 0
     frames_in_system: int = 0
-    frames_copied: int = 0
+    frames_held: int = 0  # forwarded frames kept alive until their transport drained
     proxy_errors: list[str] = field(default_factory=list)
 
 
@@ -88,7 +89,7 @@ class FrameSender:
         transport.write(frame.view)
         if transport.get_write_buffer_size():
             self.held.append(frame)
-            self.stats.frames_copied += sys.version_info < (3, 12)  # 3.11 copied it already
+            self.stats.frames_held += 1
         else:
             frame.release()  # sent in full, synchronously
 
@@ -241,13 +242,29 @@ def raise_fd_limit(connections: int) -> int:
     return max(1, min(connections, (soft - 64) // 4))
 
 
-BUFFER_KINDS: Final = ("system",)
+BUFFER_KINDS: Final = ("system", "bufferpool")
 
 
-def buffer_factory(kind: str) -> tuple[Callable[[], Buffer], Callable[[], str]]:
-    """A per-connection buffer maker for `kind`, and a function describing its pool."""
+def buffer_factory(kind: str, pool_bytes: int) -> tuple[Callable[[], Buffer], Callable[[], str]]:
+    """A per-connection buffer maker for `kind`, and a function describing its memory."""
     if kind == "system":
         return BufferFromSystemMemory, lambda: "system memory: every frame is a fresh allocation"
+    if kind == "bufferpool":
+        made: list[BufferPool] = []
+
+        def make() -> Buffer:
+            pool = BufferPool(pool_bytes)
+            made.append(pool)
+            return pool
+
+        def describe() -> str:
+            alloc = sum(p.is_alloc_mode() for p in made)
+            return (
+                f"{len(made)} BufferPool({pool_bytes:,}) = {len(made) * pool_bytes / 2**20:,.1f} MiB,"
+                f" {alloc} left in system-memory (Alloc) mode"
+            )
+
+        return make, describe
     raise ValueError(f"buffer kind must be one of {BUFFER_KINDS}, got {kind!r}")
 
 
@@ -281,7 +298,8 @@ class Report:
             f"connections: {self.connections}, elapsed {self.elapsed:.2f} s",
             f"clients: {s.frames_sent} frames sent, {s.frames_echoed} echoed intact, {s.frames_corrupt} corrupt",
             f"proxy: {s.proxy_frames} frames decoded and forwarded ({rate:,.0f} frames/s, {bps / 1e6:,.1f} MB/s)",
-            f"buffers: {s.frames_in_pool} frames in pool memory ({pooled:.1%}), {s.frames_in_system} in system memory",
+            f"buffers: {s.frames_in_pool} frames in pool memory ({pooled:.1%}), {s.frames_in_system} in system memory;"
+            f" {s.frames_held} held until their transport drained",
             f"pool: {self.pool}",
         ]
         out += [f"error: {e}" for e in (s.client_errors + s.proxy_errors)[:5]]
@@ -294,12 +312,13 @@ async def run_demo(
     buffer: str = "system",
     window: int = 4,
     read_ahead: int = 0,
+    pool_bytes: int = 32768,
     grace: float = 20.0,
 ) -> Report:
     """Run the whole demo on 127.0.0.1 and return what it measured; bounded by duration + grace."""
     if connections < 1 or window < 1 or duration < 0:
         raise ValueError(f"need connections >= 1, window >= 1, duration >= 0; got {connections}, {window}, {duration}")
-    make_buffer, describe = buffer_factory(buffer)
+    make_buffer, describe = buffer_factory(buffer, pool_bytes)
     loop = asyncio.get_running_loop()
     stats = Stats()
     upstream = await loop.create_server(Echo, HOST, 0, backlog=max(100, connections))
@@ -338,12 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-b", "--buffer", choices=BUFFER_KINDS, default=BUFFER_KINDS[-1], help="proxy buffers")
     parser.add_argument("-w", "--window", type=int, default=4, help="unanswered frames per client (default 4)")
     parser.add_argument("--read-ahead", type=int, default=0, help="Sv2Protocol read_ahead (default 0: zero-copy)")
+    parser.add_argument("--pool-bytes", type=int, default=32768, help="BufferPool capacity per connection and side")
     args = parser.parse_args(argv)
     connections = raise_fd_limit(args.connections)
     if connections < args.connections:
         print(f"note: fd limit allows only {connections} connections (4 sockets each)")
     report = asyncio.run(
-        run_demo(connections, args.duration, args.buffer, args.window, args.read_ahead)
+        run_demo(connections, args.duration, args.buffer, args.window, args.read_ahead, args.pool_bytes)
     )
     print(f"buffer={args.buffer} window={args.window} read_ahead={args.read_ahead}")
     for line in report.lines():

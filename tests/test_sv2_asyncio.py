@@ -14,6 +14,7 @@ from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     Buffer,
     BufferFromSystemMemory,
+    BufferPool,
     Decoder,
     Frame,
     Sv2Protocol,
@@ -21,6 +22,8 @@ from objpool.sv2 import (
 
 BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
+    "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
+    "pool": lambda: BufferPool(1 << 16),
 }
 
 Spec = tuple[int, bytes]  # msg_type, payload

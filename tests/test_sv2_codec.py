@@ -14,6 +14,7 @@ from objpool.sv2 import (
     HEADER_LEN,
     Buffer,
     BufferFromSystemMemory,
+    BufferPool,
     Decoder,
     Encoder,
     Frame,
@@ -24,6 +25,8 @@ from objpool.sv2 import (
 # Every Buffer implementation the decoder must work over.
 BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
+    "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
+    "pool": lambda: BufferPool(1 << 16),
 }
 
 
