@@ -44,3 +44,45 @@ def test_expected_frames_are_valid_channel_frames() -> None:
     frames = Decoder(BufferFromSystemMemory()).feed(wire)
     assert [5] * len(sv2_proxy.SIZES) == [f.channel_id for f in frames]
     assert sorted(sv2_proxy.SIZES) == sorted(f.msg_length - 8 for f in frames)
+
+
+class SlowTransport(asyncio.Transport):
+    """Accepts writes but sends nothing until `drain()`: what a full socket looks like."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[memoryview] = []
+        self.sent = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.queued.append(memoryview(data))  # keeps a reference, as CPython >= 3.12 does
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(v) for v in self.queued)
+
+    def drain(self) -> None:
+        for view in self.queued:
+            self.sent += view
+        self.queued.clear()
+
+
+def test_frame_sender_releases_a_frame_only_after_its_transport_drained() -> None:
+    from objpool.sv2 import BufferPool, Encoder
+
+    encoder = Encoder(BufferPool(1024))
+    transport = SlowTransport()
+    sender = sv2_proxy.FrameSender(transport, sv2_proxy.Stats())
+    first = encoder.encode_frame(1, b"one")
+    sender.send(first)
+    assert first.alive, "the transport still references its bytes"
+    transport.drain()
+    second = encoder.encode_frame(2, b"two")
+    sender.send(second)  # the transport drained, so the first frame goes back now
+    assert not first.alive
+    assert second.alive
+    assert 2 == sender.stats.frames_held
+    transport.drain()
+    sender.release_held()
+    assert not second.alive
+    assert encoder.buffer.is_droppable()
+    assert b"\x00\x00\x01\x03\x00\x00one\x00\x00\x02\x03\x00\x00two" == bytes(transport.sent)
