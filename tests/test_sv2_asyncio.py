@@ -77,6 +77,22 @@ def test_read_ahead_delivers_many_frames_from_one_read() -> None:
     assert list(range(50)) == [f.msg_type for f in got]
 
 
+def test_bad_bytes_without_a_transport_and_loss_without_on_close() -> None:
+    """Driven by hand: a FrameError is remembered, and connection_lost() clears the decoder."""
+    got: list[Frame] = []
+    decoder = Decoder(BufferFromSystemMemory(), max_payload=1)
+    proto = Sv2Protocol(decoder, got.append)
+    buf = proto.get_buffer(-1)
+    buf[:] = wire(1, b"xy")[:6]
+    proto.buffer_updated(6)
+    assert decoder.error is not None
+    assert proto.transport is None
+    proto.connection_lost(None)
+    assert 0 == len(decoder.buffer)
+    assert "<Decoder missing=6 max_payload=1>" == repr(decoder)  # cleared: no longer broken
+    assert [] == got
+
+
 def test_read_ahead_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match=r"^read_ahead must be >= 0, got -1$"):
         Sv2Protocol(Decoder(BufferFromSystemMemory()), print, read_ahead=-1)

@@ -129,6 +129,7 @@ def test_missing_bytes_is_a_small_value() -> None:
 def test_decoder_rejects_bad_max_payload() -> None:
     with pytest.raises(ValueError, match=r"^max_payload must be in 0\.\.0xffffff, got 0x1000000$"):
         Decoder(BufferFromSystemMemory(), max_payload=1 << 24)
+    assert 5 == Decoder(BufferFromSystemMemory(), max_payload=5).max_payload
     with pytest.raises(TypeError, match=r"^max_payload must be an int, got float$"):
         Decoder(BufferFromSystemMemory(), max_payload=1.0)  # type: ignore[arg-type]  # runtime check
 

@@ -342,13 +342,10 @@ class Decoder:
         The decoder then waits for a fresh header. Idempotent; call it when the connection ends.
         """
         received = self.pending
-        chunk = self._chunk
-        self._chunk = None
         region = self._region
-        if region is not None:
-            self._close_region(region, chunk)
-        elif chunk is not None:
-            chunk.release()
+        if region is not None:  # a chunk only ever exists inside an open region
+            self._close_region(region, self._chunk)
+            self._chunk = None
         if len(self._buffer):
             self._buffer.get_data_owned().release()
         self._offset += received
