@@ -71,6 +71,7 @@ class Stats:
     frames_in_pool: int = 0
     frames_in_system: int = 0
     frames_held: int = 0  # forwarded frames kept alive until their transport drained
+    open_connections: int = 0  # proxy and upstream sides not yet closed, to shut down cleanly
     proxy_errors: list[str] = field(default_factory=list)
 
 
@@ -112,11 +113,19 @@ class Link:
         self.to_up: FrameSender | None = None
         self.to_down: FrameSender | None = None
         self.backlog: list[Frame] = []  # frames that arrived before the upstream connection
+        self.stats.open_connections += 1
         self.task = asyncio.get_running_loop().create_task(self.connect_upstream())
 
     async def connect_upstream(self) -> None:
         up = Sv2Protocol(Decoder(self.proxy.make_buffer()), self.from_up, self.up_closed, read_ahead=self.proxy.read_ahead)
-        transport, _ = await asyncio.get_running_loop().create_connection(lambda: up, HOST, self.proxy.upstream_port)
+        try:
+            transport, _ = await asyncio.get_running_loop().create_connection(lambda: up, HOST, self.proxy.upstream_port)
+        except OSError as exc:
+            self.stats.proxy_errors.append(f"connecting upstream: {exc!r}")
+            if self.down.transport is not None:
+                self.down.transport.close()
+            return
+        self.stats.open_connections += 1
         self.up = up
         self.to_up = FrameSender(transport, self.stats)
         for frame in self.backlog:
@@ -148,6 +157,7 @@ class Link:
         self.to_down.send(frame)
 
     def down_closed(self, exc: BaseException | None) -> None:
+        self.stats.open_connections -= 1
         if exc is not None:
             self.stats.proxy_errors.append(f"downstream: {exc!r}")
         for frame in self.backlog:
@@ -161,6 +171,7 @@ class Link:
             self.task.cancel()
 
     def up_closed(self, exc: BaseException | None) -> None:
+        self.stats.open_connections -= 1
         if exc is not None:
             self.stats.proxy_errors.append(f"upstream: {exc!r}")
         if self.to_up is not None:
@@ -186,14 +197,22 @@ class Proxy:
 class Echo(asyncio.Protocol):
     """The upstream server: every byte goes straight back."""
 
-    transport: asyncio.Transport
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.stats.open_connections += 1
 
     def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
         self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.open_connections -= 1
+        self.transport = None
 
 
 async def client(client_id: int, port: int, deadline: float, window: int, stats: Stats) -> None:
@@ -321,7 +340,7 @@ async def run_demo(
     make_buffer, describe = buffer_factory(buffer, pool_bytes)
     loop = asyncio.get_running_loop()
     stats = Stats()
-    upstream = await loop.create_server(Echo, HOST, 0, backlog=max(100, connections))
+    upstream = await loop.create_server(lambda: Echo(stats), HOST, 0, backlog=max(100, connections))
     up_port: int = upstream.sockets[0].getsockname()[1]
     proxy = Proxy(make_buffer, up_port, read_ahead, stats)
     server = await loop.create_server(proxy.accept, HOST, 0, backlog=max(100, connections))
@@ -337,12 +356,14 @@ async def run_demo(
     elapsed = time.monotonic() - start
     server.close()
     upstream.close()
-    for link in proxy.links:  # let every proxy connection see its end before we report
-        try:
-            async with asyncio.timeout(5):
-                await link.task
-        except (asyncio.CancelledError, TimeoutError, OSError):
-            pass
+    # The clients have closed; wait (bounded) until every proxy and echo connection has seen
+    # its end, so that no transport outlives the loop and every held frame was released.
+    for _ in range(500):
+        if not stats.open_connections:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        stats.proxy_errors.append(f"{stats.open_connections} connections still open after 5 s")
     await server.wait_closed()
     await upstream.wait_closed()
     await asyncio.sleep(0)

@@ -24,6 +24,7 @@ def test_proxy_forwards_every_frame_intact(buffer: str, read_ahead: int) -> None
     assert stats.frames_sent > 12
     assert stats.frames_sent == stats.frames_echoed
     assert 2 * stats.frames_sent == stats.proxy_frames == stats.frames_in_pool + stats.frames_in_system
+    assert 0 == stats.open_connections  # every proxy and echo connection saw its end
     assert report.ok
     assert all(line for line in report.lines())
 
