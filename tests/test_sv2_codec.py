@@ -298,6 +298,7 @@ def test_overfilled_buffer_is_a_frame_error() -> None:
     buffer = BufferFromSystemMemory()
     decoder = Decoder(buffer)
     buffer.write(wire(0, 1, b"ab") + b"extra")
+    assert 0 == len(decoder.writable())  # nothing is missing
     with pytest.raises(FrameError, match=r"^buffer holds 13 bytes but the frame is 8: bytes were added past its end$") as info:
         decoder.next_frame()
     assert 8 == info.value.offset

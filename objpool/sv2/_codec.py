@@ -156,7 +156,8 @@ class Decoder:
             self._raise()
         if self._region is not None:
             raise RuntimeError("writable() while a get_buffer() region is open; finish it with buffer_updated()")
-        return self._buffer.get_writable(self._need - len(self._buffer))
+        # Never negative: bytes written past the frame are reported by next_frame().
+        return self._buffer.get_writable(max(0, self._need - len(self._buffer)))
 
     def next_frame(self) -> Frame | MissingBytes:
         """Return the next complete frame, or `MissingBytes` saying how many bytes to add.
