@@ -1,0 +1,216 @@
+"""Workload 5, "Byte buffers": fill 1 KiB, 64 KiB and 1 MiB from a file and from `BytesIO`.
+
+Invariant: every contestant fills a whole buffer of the group's size per operation, so the
+memory it is given is touched (written) in every case: a pooled `ByteBuffer` from
+`Pool(lambda: ByteBuffer(n), k)` and `readinto`, against a fresh `bytearray(n)` and
+`readinto` (the baseline), and a fresh `bytes` from `read(n)` (no zero-fill: the cheapest way
+to get fresh bytes from a file). The same groups run again in a child process whose environment sets
+`MALLOC_MMAP_THRESHOLD_=131072`: glibc then serves every block of 128 KiB or more with a fresh
+`mmap` (and returns it with `munmap`), which is what a long-running process with a fragmented
+heap sees for big blocks; the child sends its results back as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from itertools import repeat
+from typing import Final
+
+import objpool
+
+from .. import ByteBuffer, Pool
+from ._harness import (
+    Contestant,
+    Group,
+    GroupResult,
+    MakeTimer,
+    Progress,
+    Settings,
+    Timer,
+    Workload,
+    WorkloadResult,
+    format_time,
+    run_group,
+    speed_words,
+)
+
+__all__ = ["WORKLOAD", "child_main"]
+
+ExitStack = contextlib.ExitStack[bool | None]
+Source = Callable[[ExitStack], io.RawIOBase | io.BytesIO]
+
+MMAP_THRESHOLD: Final = 131072
+POOLED: Final = "Pool[ByteBuffer] + readinto"
+FRESH: Final = "fresh bytearray(n) + readinto"
+READ: Final = "fresh bytes: read(n)"
+POOL_SIZE: Final = 4
+
+
+def _pooled(size: int, open_source: Source) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        src = open_source(stack)
+        pool = Pool(lambda: ByteBuffer(size), POOL_SIZE)
+
+        def timer(loops: int) -> float:
+            seek = src.seek
+            allocate = pool.allocate
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                seek(0)
+                with allocate() as buf:
+                    while buf.free and buf.readinto(src):
+                        pass
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _fresh(size: int, open_source: Source) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        src = open_source(stack)
+
+        def timer(loops: int) -> float:
+            seek = src.seek
+            readinto = src.readinto
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                seek(0)
+                buf = bytearray(size)
+                readinto(buf)  # a file or BytesIO fills it in one call
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _read(size: int, open_source: Source) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        src = open_source(stack)
+
+        def timer(loops: int) -> float:
+            seek = src.seek
+            read = src.read
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                seek(0)
+                read(size)
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _groups(settings: Settings, path: str, data: bytes, where: str) -> list[Group]:
+    def open_file(stack: ExitStack) -> io.RawIOBase:
+        # Unbuffered: readinto goes straight to read(2), as a competent bulk reader does.
+        return stack.enter_context(open(path, "rb", buffering=0))
+
+    def open_bytesio(stack: ExitStack) -> io.BytesIO:
+        return io.BytesIO(data)
+
+    groups = []
+    for source_name, open_source in (("file", open_file), ("BytesIO", open_bytesio)):
+        for size in settings.byte_sizes:
+            sources: Source = open_source
+            groups.append(
+                Group(
+                    f"{where}/{source_name}/{size}",
+                    f"{where}: fill {_size_name(size)} from {source_name}",
+                    "fill",
+                    FRESH,
+                    [
+                        Contestant(FRESH, _fresh(size, sources)),
+                        # BytesIO.read() of its whole content returns its own bytes object,
+                        # with no copy: that fills nothing, so it is no contestant there.
+                        *([Contestant(READ, _read(size, sources))] if source_name == "file" else []),
+                        Contestant(POOLED, _pooled(size, sources)),
+                    ],
+                )
+            )
+    return groups
+
+
+def _size_name(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
+
+
+def _measure(settings: Settings, progress: Progress, where: str) -> list[GroupResult]:
+    size = max(settings.byte_sizes)
+    data = random.Random("bytebuffers").randbytes(size)
+    with tempfile.TemporaryDirectory(prefix="objpool-bench-") as tmp:
+        path = os.path.join(tmp, "source.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        return [run_group(g, settings, progress) for g in _groups(settings, path, data, where)]
+
+
+def child_main() -> None:
+    """Entry point of the child process: settings as JSON on stdin, group results on stdout."""
+    raw = json.loads(sys.stdin.read())
+    raw["byte_sizes"] = tuple(raw["byte_sizes"])
+    settings = Settings(**raw)
+    progress = Progress()
+    progress.workload(f"{TITLE}, child with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}")
+    results = _measure(settings, progress, "mmap threshold")
+    progress.done()
+    json.dump([g.to_json() for g in results], sys.stdout)
+
+
+def _run_child(settings: Settings) -> list[GroupResult]:
+    env = dict(os.environ)
+    env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
+    # Import this very objpool in the child, whatever the current directory.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(objpool.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from objpool.bench._bytebuffers import child_main; child_main()"],
+        input=json.dumps(dataclasses.asdict(settings)),
+        capture_output=False,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    return [GroupResult.from_json(g) for g in json.loads(proc.stdout)]
+
+
+def run(settings: Settings, progress: Progress) -> WorkloadResult:
+    """In this process, then in a child with the mmap threshold set."""
+    result = WorkloadResult(NAME, TITLE)
+    result.groups.extend(_measure(settings, progress, "default malloc"))
+    if settings.child:
+        progress.done()
+        result.groups.extend(_run_child(settings))
+    for group in result.groups:
+        if group.key.endswith(f"/{1 << 20}") or group.key.endswith(f"/{min(settings.byte_sizes)}"):
+            row = group.row(POOLED)
+            line = (
+                f"{group.title}: pooled {format_time(row.median)} vs fresh bytearray "
+                f"{format_time(group.row(FRESH).median)} ({speed_words(row.speedup)})"
+            )
+            if group.has(READ):
+                line += f"; fresh read(n) {format_time(group.row(READ).median)}"
+            if group.key.startswith("mmap") and group.key.endswith(f"/{1 << 20}"):
+                line += f" [target >= 15x: {'met' if row.speedup >= 15 else 'MISSED'}]"
+            result.summary.append(line + ".")
+    return result
+
+
+NAME: Final = "bytebuffers"
+TITLE: Final = "5. Byte buffers"
+WORKLOAD: Final = Workload(NAME, TITLE, run)

@@ -1,0 +1,116 @@
+"""The command line: pick workloads and a preset, print the header, tables and summary.
+
+Invariant: everything printed or written to `--json` comes from this one run; the summary
+is computed from the tables above it, never typed in.
+
+    python -m objpool.bench --quick                 # under a minute on two cores
+    python -m objpool.bench                         # the full run, a few minutes
+    python -m objpool.bench --only pool-cycle --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Final, TextIO
+
+from . import _bytebuffers, _decoder, _pool_cycle, _sv2_single, _sv2_threads
+from ._harness import Progress, Settings, Workload, WorkloadResult, format_group
+from ._machine import describe, header_lines
+
+__all__ = ["WORKLOADS", "main"]
+
+WORKLOADS: Final[dict[str, Workload]] = {
+    w.name: w
+    for w in (
+        _pool_cycle.WORKLOAD,
+        _sv2_single.WORKLOAD,
+        _sv2_threads.WORKLOAD,
+        _decoder.WORKLOAD,
+        _bytebuffers.WORKLOAD,
+    )
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m objpool.bench",
+        description="Side-by-side benchmarks of objpool's pools against plain allocation and naive pools. "
+        "Figures are medians of interleaved samples; ratios are against the no-pool baseline of the same run.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="fewer, shorter samples: under a minute on 2 cores")
+    mode.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # the test suite's tiny run
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        choices=list(WORKLOADS),
+        help=f"run only this workload (repeatable): {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every result, samples included, to PATH")
+    parser.add_argument("--hold-ms", type=float, help="Sv2 multi-thread: how long workers hold a slice (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the benchmarks; return the exit status."""
+    args = _parser().parse_args(argv)
+    stdout = sys.stdout if out is None else out
+    settings = Settings.smoke() if args.smoke else Settings.quick() if args.quick else Settings.full()
+    if args.hold_ms is not None:
+        if not args.hold_ms >= 0:
+            raise SystemExit(f"--hold-ms must be >= 0, got {args.hold_ms}")
+        settings = dataclasses.replace(settings, hold_s=args.hold_ms / 1000)
+    names = args.only or list(WORKLOADS)
+    facts = describe()
+    print("objpool benchmarks (python -m objpool.bench)", file=stdout)
+    for line in header_lines(facts):
+        print(f"  {line}", file=stdout)
+    print(
+        f"  mode    {settings.mode}: {settings.repeats} interleaved samples per contestant, "
+        f"~{settings.sample_s * 1000:g} ms each; medians, IQR; 'vs' = speed against the baseline, same run",
+        file=stdout,
+    )
+    stdout.flush()
+    progress = Progress(enabled=not args.no_progress)
+    start = time.perf_counter()
+    results: list[WorkloadResult] = []
+    for name in names:
+        workload = WORKLOADS[name]
+        progress.workload(workload.title)
+        result = workload.run(settings, progress)
+        progress.done()
+        results.append(result)
+        _print_workload(result, stdout)
+    elapsed = time.perf_counter() - start
+    print("\nSummary", file=stdout)
+    for result in results:
+        for line in result.summary:
+            print(f"- {line}", file=stdout)
+    print(f"(measured in {elapsed:.1f} s)", file=stdout)
+    if args.json:
+        document = {
+            "machine": facts,
+            "settings": dataclasses.asdict(settings),
+            "elapsed_s": elapsed,
+            "workloads": [r.to_json() for r in results],
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=1)
+            f.write("\n")
+    return 0
+
+
+def _print_workload(result: WorkloadResult, out: TextIO) -> None:
+    print(f"\n== {result.title} ({result.name}) ==", file=out)
+    for group in result.groups:
+        print(format_group(group), file=out)
+    for note in result.notes:
+        print(f"  note: {note}", file=out)
+    out.flush()

@@ -1,0 +1,257 @@
+"""Workload 1, "Object pool cycle": what one `Pool` allocate + deallocate costs, and when it pays.
+
+Invariant: every contestant does one whole use of one object per operation (get it, give it
+back or drop it) in the same `itertools.repeat` loop, so the loop's own ~10 ns is in every
+row, the list floor included. Pooled objects are reset on every release, as a user needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from itertools import repeat
+from typing import Final, TypeVar
+
+from .. import ByteBuffer, Pool
+from ._baselines import Cheap, DictHolder, PPool
+from ._harness import Contestant, Group, Progress, Settings, Timer, Workload, WorkloadResult, format_time, run_group, speed_words
+
+__all__ = ["WORKLOAD"]
+
+T = TypeVar("T")
+CAPACITY: Final = 8
+BIG: Final = 64 << 10
+
+ExitStack = contextlib.ExitStack[bool | None]
+
+
+def _fresh(factory: Callable[[], object]) -> Callable[[ExitStack], Timer]:
+    def make(stack: ExitStack) -> Timer:
+        def timer(loops: int) -> float:
+            f = factory
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                f()
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _pool_cycle(factory: Callable[[], Cheap | ByteBuffer | DictHolder]) -> Callable[[ExitStack], Timer]:
+    def make(stack: ExitStack) -> Timer:
+        pool = Pool(factory, CAPACITY)
+
+        def timer(loops: int) -> float:
+            allocate = pool.allocate
+            deallocate = pool.deallocate
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                deallocate(allocate())
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _pool_with(stack: ExitStack) -> Timer:
+    pool = Pool(Cheap, CAPACITY)
+
+    def timer(loops: int) -> float:
+        allocate = pool.allocate
+        t0 = time.perf_counter()
+        for _ in repeat(None, loops):
+            with allocate():
+                pass
+        return time.perf_counter() - t0
+
+    return timer
+
+
+def _ppool(factory: Callable[[], T], reset: Callable[[T], object]) -> Callable[[ExitStack], Timer]:
+    def make(stack: ExitStack) -> Timer:
+        pool = PPool(factory, CAPACITY, reset)
+
+        def timer(loops: int) -> float:
+            acquire = pool.acquire
+            release = pool.release
+            t0 = time.perf_counter()
+            for _ in repeat(None, loops):
+                release(acquire())
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def _list_floor(stack: ExitStack) -> Timer:
+    free = [Cheap() for _ in range(CAPACITY)]
+
+    def timer(loops: int) -> float:
+        pop = free.pop
+        append = free.append
+        t0 = time.perf_counter()
+        for _ in repeat(None, loops):
+            append(pop())
+        return time.perf_counter() - t0
+
+    return timer
+
+
+class _TwoThreads:
+    """Two long-lived threads that each run `loops // 2` cycles of `body` on a shared object.
+
+    The timer covers the release of both threads until both finish: wall time, so the
+    per-operation figure includes GIL hand-offs between them.
+    """
+
+    def __init__(self, body: Callable[[int], None]) -> None:
+        self._body = body
+        self._loops = 0
+        self._stop = False
+        self._start = threading.Barrier(3)
+        self._end = threading.Barrier(3)
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(2)]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            self._start.wait()
+            if self._stop:
+                return
+            self._body(self._loops)
+            self._end.wait()
+
+    def __call__(self, loops: int) -> float:
+        self._loops = max(1, loops // 2)
+        self._start.wait()
+        t0 = time.perf_counter()
+        self._end.wait()
+        elapsed = time.perf_counter() - t0
+        return elapsed * loops / (2 * self._loops)  # per requested op, if loops was odd
+
+    def close(self) -> None:
+        self._stop = True
+        self._start.wait()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def _pool_two_threads(stack: ExitStack) -> Timer:
+    pool = Pool(Cheap, CAPACITY)
+
+    def body(loops: int) -> None:
+        allocate = pool.allocate
+        deallocate = pool.deallocate
+        for _ in repeat(None, loops):
+            deallocate(allocate())
+
+    runner = _TwoThreads(body)
+    stack.callback(runner.close)
+    return runner
+
+
+def _ppool_two_threads(stack: ExitStack) -> Timer:
+    pool = PPool(Cheap, CAPACITY, Cheap.reset)
+
+    def body(loops: int) -> None:
+        acquire = pool.acquire
+        release = pool.release
+        for _ in repeat(None, loops):
+            release(acquire())
+
+    runner = _TwoThreads(body)
+    stack.callback(runner.close)
+    return runner
+
+
+POOL: Final = "Pool allocate+deallocate"
+WITH: Final = "with pool.allocate()"
+THREADS: Final = "Pool, 2 threads sharing it"
+FRESH: Final = "fresh Cheap()"
+PPOOL: Final = "PPool acquire+release"
+FLOOR: Final = "list.pop+list.append (floor)"
+
+
+def _groups() -> list[Group]:
+    return [
+        Group(
+            "cheap",
+            "cheap object (2 slots)",
+            "cycle",
+            FRESH,
+            [
+                Contestant(FRESH, _fresh(Cheap)),
+                Contestant(POOL, _pool_cycle(Cheap)),
+                Contestant(WITH, _pool_with),
+                Contestant(THREADS, _pool_two_threads),
+                Contestant(PPOOL, _ppool(Cheap, Cheap.reset)),
+                Contestant("PPool, 2 threads sharing it", _ppool_two_threads),
+                Contestant(FLOOR, _list_floor),
+            ],
+            note="2-thread rows: wall time / operations of both threads (the GIL serialises them)",
+        ),
+        Group(
+            "bytebuffer",
+            "expensive object: ByteBuffer(64 KiB)",
+            "cycle",
+            "fresh ByteBuffer(64 KiB)",
+            [
+                Contestant("fresh ByteBuffer(64 KiB)", _fresh(lambda: ByteBuffer(BIG))),
+                Contestant(POOL, _pool_cycle(lambda: ByteBuffer(BIG))),
+                Contestant(PPOOL, _ppool(lambda: ByteBuffer(BIG), ByteBuffer.reset)),
+            ],
+        ),
+        Group(
+            "dict",
+            "expensive object: holds a 100-entry dict",
+            "cycle",
+            "fresh DictHolder()",
+            [
+                Contestant("fresh DictHolder()", _fresh(DictHolder)),
+                Contestant(POOL, _pool_cycle(DictHolder)),
+                Contestant(PPOOL, _ppool(DictHolder, DictHolder.reset)),
+            ],
+        ),
+    ]
+
+
+def run(settings: Settings, progress: Progress) -> WorkloadResult:
+    """Measure the three groups and summarise them against the targets."""
+    result = WorkloadResult(NAME, TITLE)
+    for group in _groups():
+        result.groups.append(run_group(group, settings, progress))
+    cheap = result.group("cheap")
+    cycle = cheap.row(POOL).median
+    threads = cheap.row(THREADS).median
+    fresh = cheap.row(FRESH).median
+    verdict = "met" if cycle <= 300e-9 else "MISSED"
+    result.summary.append(
+        f"Pool cycle {format_time(cycle)} (target <= 300 ns: {verdict}); with-form "
+        f"{format_time(cheap.row(WITH).median)}; PPool {format_time(cheap.row(PPOOL).median)}; "
+        f"list floor {format_time(cheap.row(FLOOR).median)}; fresh cheap object {format_time(fresh)}."
+    )
+    ratio = threads / cycle
+    result.summary.append(
+        f"2 threads sharing one Pool: {format_time(threads)} per op = {ratio:.2f}x the single-thread "
+        f"cycle (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})."
+    )
+    for key in ("bytebuffer", "dict"):
+        measured = result.group(key)
+        pooled = measured.row(POOL)
+        result.summary.append(
+            f"{measured.title}: pooled cycle {format_time(pooled.median)} vs {measured.baseline} "
+            f"{format_time(measured.row(measured.baseline).median)} ({speed_words(pooled.speedup)})."
+        )
+    return result
+
+
+NAME: Final = "pool-cycle"
+TITLE: Final = "1. Object pool cycle"
+WORKLOAD: Final = Workload(NAME, TITLE, run)

@@ -1,0 +1,99 @@
+"""Workload 2, "Sv2 single thread": upstream buffer_sv2's benchmark, one thread, per `Buffer`.
+
+Invariant: one operation is one of upstream's inner iterations: write a message (4,385 to
+16,384 bytes from a prepared random source), take it as a slice, write another, take it, drop
+both. Every sample of every contestant replays the same messages from the start, once written
+10 bytes per `get_writable` as upstream does and once in one chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Final
+
+from ._harness import (
+    Contestant,
+    Group,
+    MakeTimer,
+    GroupResult,
+    Progress,
+    Settings,
+    Timer,
+    Workload,
+    WorkloadResult,
+    format_time,
+    run_group,
+    speed_words,
+)
+from ._sv2_buffers import BASELINE, WRITERS, BufferMaker, Messages, Writer, buffer_makers
+
+__all__ = ["WORKLOAD", "sv2_summary"]
+
+PLAN: Final = 4096  # messages prepared; samples longer than PLAN // 2 iterations wrap around
+
+ExitStack = contextlib.ExitStack[bool | None]
+
+
+def _contestant(make_buffer: BufferMaker, writer: Writer, messages: Messages) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        buffer = make_buffer()
+        source = messages.source
+        plan = messages.plan
+        n = len(plan)
+
+        def timer(loops: int) -> float:
+            i = 0
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                off, size = plan[i]
+                first = writer(buffer, source, off, size)
+                off, size = plan[i + 1]
+                second = writer(buffer, source, off, size)
+                first.release()
+                second.release()
+                i = (i + 2) % n
+            return time.perf_counter() - t0
+
+        return timer
+
+    return make
+
+
+def run(settings: Settings, progress: Progress) -> WorkloadResult:
+    """One group per writer, every available `Buffer` in each."""
+    result = WorkloadResult(NAME, TITLE)
+    makers, missing = buffer_makers()
+    result.notes.extend(missing)
+    messages = Messages.prepare(PLAN, "sv2-single")
+    for label, writer in WRITERS.items():
+        group = Group(
+            f"single/{label}",
+            f"write+take 2 messages, {label}",
+            "iteration",
+            BASELINE,
+            [Contestant(name, _contestant(maker, writer, messages)) for name, maker in makers.items()],
+            max_loops=settings.sv2_max_loops,
+        )
+        result.groups.append(run_group(group, settings, progress))
+    result.summary.extend(sv2_summary("Sv2 single thread", result.groups))
+    return result
+
+
+def sv2_summary(what: str, groups: list[GroupResult]) -> list[str]:
+    """One line per group: BufferPool and PooledBuffer against BufferFromSystemMemory."""
+    lines = []
+    for group in groups:
+        base = format_time(group.row(BASELINE).median)
+        parts = []
+        for name in ("BufferPool", "PooledBuffer", "PPool"):
+            if group.has(name):
+                row = group.row(name)
+                parts.append(f"{name} {format_time(row.median)} ({speed_words(row.speedup)})")
+        lines.append(f"{what}, {group.title}: {BASELINE} {base}/{group.unit}; " + ", ".join(parts) + ".")
+    return lines
+
+
+NAME: Final = "sv2-single"
+TITLE: Final = "2. Sv2 single thread"
+WORKLOAD: Final = Workload(NAME, TITLE, run)

@@ -1,0 +1,160 @@
+"""Smoke tests for `python -m objpool.bench`: every workload runs, tiny, and reports sanely.
+
+No test asserts a timing: the numbers of a smoke run mean nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from objpool.bench import _harness, main
+from objpool.bench._baselines import MaxEfficiency, PPool, PPoolBuffer
+from objpool.bench._cli import WORKLOADS
+from objpool.bench._sv2_buffers import BASELINE, Messages, buffer_makers, write_chunked, write_one
+
+EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers"]
+
+
+def test_smoke_every_workload(tmp_path: Path) -> None:
+    """A tiny run of every workload prints every table and writes consistent JSON."""
+    out = io.StringIO()
+    path = tmp_path / "results.json"
+    assert main(["--smoke", "--no-progress", "--json", str(path)], out=out) == 0
+    text = out.getvalue()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert [w["name"] for w in doc["workloads"]] == EXPECTED_WORKLOADS
+    assert "interpreted" in doc["machine"]["objpool_build"] or "compiled" in doc["machine"]["objpool_build"]
+    repeats = doc["settings"]["repeats"]
+    for workload in doc["workloads"]:
+        assert workload["groups"], workload["name"]
+        assert workload["summary"], workload["name"]
+        assert f"== {workload['title']} ({workload['name']}) ==" in text
+        for group in workload["groups"]:
+            names = [row["name"] for row in group["rows"]]
+            assert group["baseline"] in names
+            assert group["title"] in text
+            for row in group["rows"]:
+                assert len(row["samples_ns"]) == repeats
+                assert row["min_ns"] <= row["q1_ns"] <= row["median_ns"] <= row["q3_ns"] <= row["max_ns"]
+                assert row["median_ns"] > 0
+                if row["name"] == group["baseline"]:
+                    assert row["speedup_vs_baseline"] == 1.0
+    assert "\nSummary\n" in text
+    keys = [g["key"] for w in doc["workloads"] for g in w["groups"]]
+    assert any(k.startswith("mmap threshold/") for k in keys), "the child process's groups are missing"
+
+
+def test_only_runs_the_named_workload() -> None:
+    out = io.StringIO()
+    assert main(["--smoke", "--no-progress", "--only", "pool-cycle"], out=out) == 0
+    text = out.getvalue()
+    assert "== 1. Object pool cycle (pool-cycle) ==" in text
+    assert "Sv2" not in text
+
+
+def test_unknown_workload_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        main(["--only", "nonsense"], out=io.StringIO())
+
+
+def test_module_runs_as_a_command() -> None:
+    """`python -m objpool.bench` works, shows progress on stderr and the header on stdout."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "objpool.bench", "--smoke", "--only", "sv2-single"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    assert proc.stdout.startswith("objpool benchmarks")
+    assert "CPU" in proc.stdout and "python" in proc.stdout
+    assert "2. Sv2 single thread" in proc.stderr  # the progress line
+
+
+def test_workload_registry_matches_names() -> None:
+    assert list(WORKLOADS) == EXPECTED_WORKLOADS
+    assert all(WORKLOADS[name].name == name for name in WORKLOADS)
+
+
+def test_format_time_picks_a_unit() -> None:
+    assert _harness.format_time(12.3e-9) == "12.3 ns"
+    assert _harness.format_time(4.56e-6) == "4.56 us"
+    assert _harness.format_time(0.25) == "250 ms"
+    assert _harness.format_time(3.0) == "3 s"
+    assert _harness.speed_words(2.0) == "2.00x faster"
+    assert _harness.speed_words(0.5) == "2.00x slower"
+
+
+def test_run_group_refuses_a_missing_baseline() -> None:
+    group = _harness.Group("g", "g", "op", "absent", [])
+    with pytest.raises(ValueError, match=r"^group 'g': baseline 'absent' is not a contestant$"):
+        _harness.run_group(group, _harness.Settings.smoke(), _harness.Progress(enabled=False))
+
+
+def test_ppool_reuses_and_resets() -> None:
+    resets: list[list[int]] = []
+
+    def reset(obj: list[int]) -> None:
+        resets.append(obj)
+        obj.clear()
+
+    pool: PPool[list[int]] = PPool(list, 1, reset)
+    first = pool.acquire()
+    first.append(1)
+    extra = pool.acquire()  # empty: a fresh object
+    assert extra is not first
+    pool.release(first)
+    assert first == [] and resets == [first]
+    assert pool.acquire() is first
+
+
+def test_every_sv2_contestant_keeps_message_bytes() -> None:
+    """Each Buffer contestant hands back exactly the bytes written, both ways of writing."""
+    makers, _ = buffer_makers()
+    assert next(iter(makers)) == BASELINE
+    messages = Messages.prepare(4, "test")
+    for label, maker in makers.items():
+        buffer = maker()
+        for writer in (write_chunked, write_one):
+            slices = []
+            for off, size in messages.plan[:2]:
+                slices.append((writer(buffer, messages.source, off, size), off, size))
+            for s, off, size in slices:
+                if "broken" not in label:  # MaxEfficiency aliases its slices on purpose
+                    assert bytes(s) == bytes(messages.source[off : off + size]), label
+                s.release()
+
+
+def test_ppool_buffer_falls_back_for_big_messages() -> None:
+    buffer = PPoolBuffer(16, 1)
+    buffer.write(b"x" * 10)
+    buffer.write(b"y" * 10)  # outgrows the 16-byte block: moves to fresh memory
+    with buffer.get_data_owned() as s:
+        assert bytes(s) == b"x" * 10 + b"y" * 10
+        assert not s.from_pool
+    buffer.write(b"z" * 3)
+    with buffer.get_data_owned() as s:
+        assert bytes(s) == b"zzz" and s.from_pool
+    assert len(buffer) == 0 and buffer.is_droppable()
+
+
+def test_max_efficiency_aliases_on_purpose() -> None:
+    buffer = MaxEfficiency(64)
+    buffer.write(b"abc")
+    first = buffer.get_data_owned()
+    buffer.write(b"xyz")
+    second = buffer.get_data_owned()
+    assert bytes(first) == b"xyz" == bytes(second)  # the same memory: broken, as documented
+    first.release()
+    second.release()
