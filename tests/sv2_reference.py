@@ -85,8 +85,9 @@ class RefSystemMemory:
 class RefPool:
     """Upstream `BufferPool<BufferFromSystemMemory>`; bytes are tracked so tests can check them."""
 
-    def __init__(self, capacity: int, *, fixed: bool = True) -> None:
+    def __init__(self, capacity: int, *, fixed: bool = True, fix_b2: bool | None = None) -> None:
         self.fixed = fixed
+        self.fix_b2 = fixed if fix_b2 is None else fix_b2  # to show B2 alone
         self.capacity = capacity
         self.pool = bytearray(capacity)
         # InnerMemory
@@ -165,7 +166,7 @@ class RefPool:
 
     def try_change_len(self, slot_len: int, raw_len: int, shared_state: int) -> bool:
         raw_offset = self.im_raw_offset_from_len(slot_len)
-        if self.fixed:  # B2: never resume inside a live front slice
+        if self.fix_b2:  # B2: never resume inside a live front slice
             raw_offset = max(raw_offset, self.front_end(shared_state, self.back_start))
         end = raw_offset + self.raw_len
         if end + raw_len <= self.capacity:

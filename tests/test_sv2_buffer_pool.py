@@ -392,6 +392,41 @@ def test_t21_upstream_overlaps() -> None:
     assert ref.pool_bytes(h) == bytes([30, 30, 30, 23])
 
 
+def test_b2_back_resumes_after_the_live_front_slices() -> None:
+    """#2402: a stale slot entry made upstream resume the back inside a live front slice."""
+    d = Driver()
+    back = d.ws(8)
+    for s in back[:3]:
+        s.release()
+    front = d.ws(3, 1)
+    assert [(where(s), offset(d, s)) for s in front] == [(1, 0), (2, 1), (3, 2)]
+    front[1].release()
+    front[2].release()
+    big = d.w(8)
+    assert (where(big), offset(d, big), d.bits) == (2, 1, "11-11111")
+    for s in back[3:]:
+        s.release()
+    x = d.w(7)  # upstream: slot 4 at offset 3, inside `big` (bytes 1..9)
+    assert (where(x), offset(d, x), d.pool.mode, d.bits) == (4, 9, BACK, "11-1----")
+    assert d.intact([front[0], big, x])
+
+
+def test_b2_upstream_overlaps() -> None:
+    ref = RefPool(40, fixed=True, fix_b2=False)  # B1 and B3 fixed, B2 not
+    back = [ref.write(bytes([i]) * 5) for i in range(1, 9)]
+    for r in back[:3]:
+        ref.drop(r)
+    front = [ref.write(bytes([20 + i])) for i in range(3)]
+    ref.drop(front[1])
+    ref.drop(front[2])
+    big = ref.write(b"\x30" * 8)
+    for r in back[3:]:
+        ref.drop(r)
+    x = ref.write(b"\x40" * 7)
+    assert (x.index, x.offset) == (4, 3)
+    assert ref.pool_bytes(big) != big.data
+
+
 def test_t22_fifo_never_wedges() -> None:
     rng = random.Random(22)
     d = Driver(1000)
