@@ -11,6 +11,7 @@ from ._buffer_pool import (
     BufferPool as BufferPool,
     PoolMode as PoolMode,
 )
+from ._pooled_buffer import PooledBuffer as PooledBuffer
 from ._framing import (
     CHANNEL_ID_LEN as CHANNEL_ID_LEN,
     CHANNEL_MSG_FLAG as CHANNEL_MSG_FLAG,
@@ -43,6 +44,7 @@ __all__ = [
     "BufferPool",
     "POOL_CAPACITY",
     "PoolMode",
+    "PooledBuffer",
     "ReleaseCallback",
     "Slice",
 ]

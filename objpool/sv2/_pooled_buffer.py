@@ -1,0 +1,178 @@
+"""`PooledBuffer`: the Sv2 `Buffer` interface fed by a `Pool[ByteBuffer]`.
+
+Invariant: each message's pending bytes live in exactly one place, contiguous: the
+`ByteBuffer` lent to this buffer (`_ref`), or the system-memory fallback (`_in_sys`), never
+both; between messages the buffer holds no `ByteBuffer`. A pooled `Slice` owns its `ByteBuffer`'s handle; releasing the slice releases the
+handle, which resets the `ByteBuffer` and returns it to its pool.
+"""
+
+from __future__ import annotations
+
+from .._bytebuffer import ByteBuffer
+from .._errors import PoolClosedError
+from .._pool import OwnedRef, Pool
+from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
+from ._slice import Slice
+
+__all__ = ["PooledBuffer"]
+
+
+class PooledBuffer(Buffer):
+    """A `Buffer` whose slices are `ByteBuffer`s lent by a `Pool[ByteBuffer]`.
+
+    Each message is written into one `ByteBuffer` taken with `pool.try_allocate()` at its
+    first `get_writable`; `get_data_owned()` hands that buffer over as a `Slice` (index None,
+    `from_pool` True) whose release gives it back to the pool. There is no slot limit: as
+    many messages can be alive as the pool has buffers.
+
+    When the pool is exhausted (or closed), or a message outgrows one `ByteBuffer`, the
+    message continues in system memory: the bytes written so far are copied there, so they
+    stay contiguous, and the `ByteBuffer` goes back at once. `pooled_slices` and
+    `system_slices` count where the non-empty slices came from.
+
+    Thread rules: one thread uses the buffer; its slices may be released from any thread.
+    """
+
+    __slots__ = ("__weakref__", "_bb", "_borrow", "_in_sys", "_pool", "_pooled", "_ref",
+                 "_start", "_sys", "_system")
+
+    def __init__(self, pool: Pool[ByteBuffer]) -> None:
+        """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`)."""
+        self._pool = pool
+        self._ref: OwnedRef[ByteBuffer] | None = None
+        self._bb: ByteBuffer | None = None
+        self._sys = BufferFromSystemMemory()
+        self._in_sys = False
+        self._borrow: memoryview | None = None
+        self._start = 0
+        self._pooled = 0
+        self._system = 0
+
+    @property
+    def pool(self) -> Pool[ByteBuffer]:
+        """The pool the messages' memory comes from."""
+        return self._pool
+
+    @property
+    def pooled_slices(self) -> int:
+        """Non-empty slices handed out in pooled `ByteBuffer`s so far."""
+        return self._pooled
+
+    @property
+    def system_slices(self) -> int:
+        """Non-empty slices handed out in system memory so far (pool empty or message too big)."""
+        return self._system
+
+    def get_writable(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        if not self._in_sys:
+            bb = self._bb
+            if bb is None:
+                bb = self._take()
+            if bb is not None and n <= bb.free:
+                borrow = self._borrow = bb.reserve(n)
+                return borrow
+            self._move_to_system_memory()
+        borrow = self._borrow = self._sys.get_writable(n)
+        return borrow
+
+    def _take(self) -> ByteBuffer | None:
+        try:
+            ref = self._pool.try_allocate()
+        except PoolClosedError:
+            ref = None
+        if ref is None:
+            return None
+        self._ref = ref
+        bb = self._bb = ref.value
+        return bb
+
+    def _move_to_system_memory(self) -> None:
+        """Continue this message in system memory, pending bytes included."""
+        self._in_sys = True
+        bb = self._bb
+        ref = self._ref
+        if bb is None or ref is None:
+            return
+        if len(bb):
+            with bb.view() as pending:
+                self._sys.get_writable(len(pending))[:] = pending
+        self._bb = None
+        self._ref = None
+        ref.release()
+
+    def get_data_owned(self) -> Slice:
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+            self._borrow = None
+        self._start = 0
+        if self._in_sys:
+            self._in_sys = False
+            s = self._sys.get_data_owned()
+            if len(s):
+                self._system += 1
+            return s
+        bb = self._bb
+        ref = self._ref
+        if bb is None or ref is None:
+            return Slice._adopt(memoryview(bytearray()))
+        self._bb = None
+        self._ref = None
+        if not len(bb):  # hold no ByteBuffer between messages
+            ref.release()
+            return Slice._adopt(memoryview(bytearray()))
+        self._pooled += 1
+        return Slice._adopt(bb.view(), None, ref.release, True)
+
+    def get_data_by_ref(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        bb = self._bb
+        if self._in_sys or bb is None:
+            borrow = self._sys.get_data_by_ref(n)
+        else:
+            borrow = bb.view()
+            if n < len(borrow):
+                whole = borrow
+                borrow = whole[:n]
+                whole.release()
+        self._borrow = borrow
+        return borrow
+
+    def __len__(self) -> int:
+        if self._in_sys:
+            return len(self._sys)
+        bb = self._bb
+        return 0 if bb is None else len(bb)
+
+    def is_droppable(self) -> bool:
+        """Always True: every slice owns its `ByteBuffer` handle, so nothing points here."""
+        return True
+
+    def danger_set_start(self, i: int) -> None:
+        self._start = check_size(i, "i")
+
+    @property
+    def start(self) -> int:
+        """The offset last set by `danger_set_start` (0 after `get_data_owned`)."""
+        return self._start
+
+    def __del__(self) -> None:
+        # Pending bytes never taken: give their ByteBuffer back rather than leak it.
+        ref = getattr(self, "_ref", None)
+        if ref is not None and ref.alive:
+            ref.release()
+
+    def __repr__(self) -> str:
+        return (
+            f"<PooledBuffer pending={len(self)} pooled_slices={self._pooled}"
+            f" system_slices={self._system}>"
+        )
