@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from objpool.sv2 import Buffer, BufferFromSystemMemory, BufferPool, Decoder, MissingBytes
+from objpool import ByteBuffer, Pool
+from objpool.sv2 import Buffer, BufferFromSystemMemory, BufferPool, Decoder, MissingBytes, PooledBuffer
 
 FRAME_SIZES: Final = (64, 1024, 16384)  # whole frames on the wire, header included
 CHUNK: Final = 1 << 16
@@ -83,6 +84,7 @@ def buffers() -> dict[str, Callable[[], Buffer]]:
     return {
         "system": BufferFromSystemMemory,
         "BufferPool": lambda: BufferPool(1 << 18),
+        "PooledBuffer": lambda: PooledBuffer(Pool(lambda: ByteBuffer(1 << 15), 4)),
     }
 
 
@@ -93,11 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = 0.03 if args.quick else 0.6
     print(f"Python {sys.version.split()[0]}; frames/s, decode-and-release")
-    print(f"{'buffer':<12}{'mode':<6}" + "".join(f"{size:>12,} B" for size in FRAME_SIZES))
+    print(f"{'buffer':<14}{'mode':<6}" + "".join(f"{size:>12,} B" for size in FRAME_SIZES))
     for name, make in buffers().items():
         for mode in MODES:
             rates = [measure(make, size, mode, seconds) for size in FRAME_SIZES]
-            print(f"{name:<12}{mode:<6}" + "".join(f"{rate:>14,.0f}" for rate in rates))
+            print(f"{name:<14}{mode:<6}" + "".join(f"{rate:>14,.0f}" for rate in rates))
     return 0
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from objpool import ByteBuffer, Pool
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     HEADER_LEN,
@@ -38,6 +39,7 @@ from objpool.sv2 import (
     BufferFromSystemMemory,
     BufferPool,
     Decoder,
+    PooledBuffer,
     Frame,
     Sv2Protocol,
 )
@@ -261,11 +263,17 @@ def raise_fd_limit(connections: int) -> int:
     return max(1, min(connections, (soft - 64) // 4))
 
 
-BUFFER_KINDS: Final = ("system", "bufferpool")
+BUFFER_KINDS: Final = ("system", "bufferpool", "pooled")
 
 
-def buffer_factory(kind: str, pool_bytes: int) -> tuple[Callable[[], Buffer], Callable[[], str]]:
-    """A per-connection buffer maker for `kind`, and a function describing its memory."""
+def buffer_factory(kind: str, pool_bytes: int, pool_buffers: int) -> tuple[Callable[[], Buffer], Callable[[], str]]:
+    """A per-connection buffer maker for `kind`, and a function describing its memory.
+
+    - system: `BufferFromSystemMemory`, a fresh allocation per frame;
+    - bufferpool: a `BufferPool(pool_bytes)` per connection and side (8 slots each);
+    - pooled: a `PooledBuffer` per connection and side, all drawing from one shared
+      `Pool` of `pool_buffers` `ByteBuffer(pool_bytes)`.
+    """
     if kind == "system":
         return BufferFromSystemMemory, lambda: "system memory: every frame is a fresh allocation"
     if kind == "bufferpool":
@@ -284,6 +292,18 @@ def buffer_factory(kind: str, pool_bytes: int) -> tuple[Callable[[], Buffer], Ca
             )
 
         return make, describe
+    if kind == "pooled":
+        shared = Pool(lambda: ByteBuffer(pool_bytes), pool_buffers, name="proxy")
+
+        def describe_shared() -> str:
+            st = shared.stats()
+            return (
+                f"one Pool of {pool_buffers} ByteBuffer({pool_bytes:,}) = {pool_buffers * pool_bytes / 2**20:,.1f} MiB"
+                f" shared by all connections; {st.allocations} lends, at most {st.high_water} out at once,"
+                f" {st.exhausted} found it empty, {st.lent} still lent"
+            )
+
+        return lambda: PooledBuffer(shared), describe_shared
     raise ValueError(f"buffer kind must be one of {BUFFER_KINDS}, got {kind!r}")
 
 
@@ -330,14 +350,15 @@ async def run_demo(
     duration: float = 3.0,
     buffer: str = "system",
     window: int = 4,
-    read_ahead: int = 0,
+    read_ahead: int = 4096,
     pool_bytes: int = 32768,
+    pool_buffers: int = 0,
     grace: float = 20.0,
 ) -> Report:
     """Run the whole demo on 127.0.0.1 and return what it measured; bounded by duration + grace."""
     if connections < 1 or window < 1 or duration < 0:
         raise ValueError(f"need connections >= 1, window >= 1, duration >= 0; got {connections}, {window}, {duration}")
-    make_buffer, describe = buffer_factory(buffer, pool_bytes)
+    make_buffer, describe = buffer_factory(buffer, pool_bytes, pool_buffers or connections)
     loop = asyncio.get_running_loop()
     stats = Stats()
     upstream = await loop.create_server(lambda: Echo(stats), HOST, 0, backlog=max(100, connections))
@@ -377,14 +398,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-d", "--duration", type=float, default=3.0, help="seconds of sending (default 3)")
     parser.add_argument("-b", "--buffer", choices=BUFFER_KINDS, default=BUFFER_KINDS[-1], help="proxy buffers")
     parser.add_argument("-w", "--window", type=int, default=4, help="unanswered frames per client (default 4)")
-    parser.add_argument("--read-ahead", type=int, default=0, help="Sv2Protocol read_ahead (default 0: zero-copy)")
-    parser.add_argument("--pool-bytes", type=int, default=32768, help="BufferPool capacity per connection and side")
+    # With read_ahead=0 every header and payload is a separate read, one loop iteration
+    # apart, so with many busy connections nearly every one is mid-frame (holding memory)
+    # at any time; reading ahead completes most small frames within one read.
+    parser.add_argument(
+        "--read-ahead", type=int, default=4096, help="Sv2Protocol read_ahead; 0 reads exactly (default 4096)"
+    )
+    parser.add_argument(
+        "--pool-bytes", type=int, default=32768, help="BufferPool capacity, or ByteBuffer size (default 32768)"
+    )
+    parser.add_argument(
+        "--pool-buffers", type=int, default=0, help="ByteBuffers in the shared pool (default: one per connection)"
+    )
     args = parser.parse_args(argv)
     connections = raise_fd_limit(args.connections)
     if connections < args.connections:
         print(f"note: fd limit allows only {connections} connections (4 sockets each)")
     report = asyncio.run(
-        run_demo(connections, args.duration, args.buffer, args.window, args.read_ahead, args.pool_bytes)
+        run_demo(
+            connections, args.duration, args.buffer, args.window, args.read_ahead, args.pool_bytes, args.pool_buffers
+        )
     )
     print(f"buffer={args.buffer} window={args.window} read_ahead={args.read_ahead}")
     for line in report.lines():

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from objpool import FrameError
+from objpool import ByteBuffer, FrameError, Pool
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     Buffer,
     BufferFromSystemMemory,
     BufferPool,
+    PooledBuffer,
     Decoder,
     Frame,
     Sv2Protocol,
@@ -24,6 +25,9 @@ BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
     "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
     "pool": lambda: BufferPool(1 << 16),
+    # Small ByteBuffers and a small pool: big frames and busy pools fall back to system memory.
+    "pooled-small": lambda: PooledBuffer(Pool(lambda: ByteBuffer(64), 2)),
+    "pooled": lambda: PooledBuffer(Pool(lambda: ByteBuffer(1 << 17), 16)),
 }
 
 Spec = tuple[int, bytes]  # msg_type, payload
@@ -64,6 +68,29 @@ def test_short_reads_as_a_transport_makes_them(read_ahead: int, specs: list[Spec
         pos += n
         proto.buffer_updated(n)
     assert specs == [(f.msg_type, bytes(f.payload)) for f in got]
+
+
+@pytest.mark.parametrize("read_ahead", [0, 4096])
+def test_an_idle_connection_holds_no_pooled_memory(read_ahead: int) -> None:
+    """Headers go to a scratch area; memory is taken only once a frame's size is known."""
+    pool = Pool(lambda: ByteBuffer(1024), 1)
+    got: list[Frame] = []
+    proto = Sv2Protocol(Decoder(PooledBuffer(pool)), got.append, read_ahead=read_ahead)
+    stream = memoryview(wire(1, bytes(100)))
+    assert 0 == pool.stats().lent
+    buf = proto.get_buffer(-1)
+    buf[:6] = stream[:6]
+    proto.buffer_updated(6)
+    assert 1 == pool.stats().lent  # reserved for header + payload, in one ByteBuffer
+    buf = proto.get_buffer(-1)
+    assert (100 if read_ahead == 0 else read_ahead) == len(buf)
+    buf[:100] = stream[6:]
+    proto.buffer_updated(100)
+    assert max(6, read_ahead) == len(proto.get_buffer(-1))  # idle again: the scratch area
+    [frame] = got
+    assert frame.data.from_pool
+    frame.release()
+    assert 0 == pool.stats().lent
 
 
 def test_read_ahead_delivers_many_frames_from_one_read() -> None:

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from objpool import FrameError
+from objpool import ByteBuffer, FrameError, Pool
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     HEADER_LEN,
     Buffer,
     BufferFromSystemMemory,
     BufferPool,
+    PooledBuffer,
     Decoder,
     Encoder,
     Frame,
@@ -28,6 +29,9 @@ BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
     "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
     "pool": lambda: BufferPool(1 << 16),
+    # Small ByteBuffers and a small pool: big frames and busy pools fall back to system memory.
+    "pooled-small": lambda: PooledBuffer(Pool(lambda: ByteBuffer(64), 2)),
+    "pooled": lambda: PooledBuffer(Pool(lambda: ByteBuffer(1 << 17), 16)),
 }
 
 

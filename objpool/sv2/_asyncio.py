@@ -1,8 +1,10 @@
 """`Sv2Protocol`: asyncio's zero-copy receive path (`BufferedProtocol`) feeding a `Decoder`.
 
-Invariant owned here: the memoryview `get_buffer()` hands to the transport is the unfilled
-part of the decoder's `Buffer` region (or, with `read_ahead`, a private scratch area), and
-every byte the transport reports through `buffer_updated()` reaches the decoder exactly once.
+Invariant owned here: the memoryview `get_buffer()` hands to the transport is either the
+unfilled part of the decoder's `Buffer` region or a private scratch area (for headers, and
+with `read_ahead` for small reads), and every byte the transport reports through
+`buffer_updated()` reaches the decoder exactly once. An idle connection (between frames)
+holds no buffer memory.
 When the connection ends, the decoder is cleared, so a partial frame's memory goes back.
 """
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, final
 
 from .._errors import FrameError
 from ._codec import Decoder, MissingBytes
+from ._framing import HEADER_LEN
 
 if TYPE_CHECKING:
     from ._framing import Frame
@@ -29,12 +32,17 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     """Receive Sv2 frames straight into `decoder`'s buffer and hand each to `on_frame`.
 
     `on_frame` takes ownership of the frame (it must release it, or pass it on); to hand
-    frames to another task, pass `queue.put_nowait`. The transport reads into the buffer
-    region the decoder asks for, so by default the bytes are never copied; each read asks
-    for the rest of the current header or payload, so a socket read never spans two frames.
+    frames to another task, pass `queue.put_nowait`.
+
+    By default each read asks for exactly the rest of the current header or payload, so a
+    read never spans two frames. A header is read into a 6-byte scratch area; once it is
+    known (and passed the `max_payload` check), the decoder reserves header + payload in its
+    buffer in one region and the payload is read straight into it, never copied. So an idle
+    connection holds no buffer memory, which matters with thousands of connections drawing
+    on one shared pool.
 
     With `read_ahead=N`, whenever fewer than `N` bytes are missing the transport reads up to
-    `N` bytes into a scratch area that is then copied in (`Decoder.feed`): one read may then
+    `N` bytes into the scratch area, which is then copied in (`Decoder.feed`): one read may
     complete many small frames, which saves system calls; big payloads still land in place.
 
     On a `FrameError` the transport is aborted. When the connection ends, the decoder is
@@ -43,7 +51,16 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     frame, or None for a clean end.
     """
 
-    __slots__ = ("_decoder", "_error", "_on_close", "_on_frame", "_scratch_view", "_transport", "_using_scratch")
+    __slots__ = (
+        "_decoder",
+        "_error",
+        "_on_close",
+        "_on_frame",
+        "_read_ahead",
+        "_scratch_view",
+        "_transport",
+        "_using_scratch",
+    )
 
     def __init__(
         self,
@@ -60,7 +77,8 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         self._on_close = on_close
         self._transport: asyncio.Transport | None = None
         self._error: BaseException | None = None
-        self._scratch_view = memoryview(bytearray(read_ahead))
+        self._read_ahead = read_ahead
+        self._scratch_view = memoryview(bytearray(max(read_ahead, HEADER_LEN)))
         self._using_scratch = False
 
     @property
@@ -78,12 +96,11 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         self._transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """The decoder's unfilled region (non-empty); `sizehint` is ignored, as asyncio allows."""
+        """Where the next bytes go (never empty); `sizehint` is ignored, as asyncio allows."""
         decoder = self._decoder
-        scratch = self._scratch_view
-        if scratch and decoder.missing < len(scratch):
+        if decoder.missing < self._read_ahead or not decoder.pending:
             self._using_scratch = True
-            return scratch
+            return self._scratch_view
         self._using_scratch = False
         return decoder.get_buffer()
 
