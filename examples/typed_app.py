@@ -14,8 +14,10 @@ Three pools, one per way of telling a pool how to clean an object:
   its own. Leaving out `reset=` there is a mypy error, not a runtime surprise.
 
 Every handle is typed `OwnedRef[T]`, and `with pool.allocate() as obj:` gives `obj: T`, so
-passing a connection where a context is expected, or giving one pool's handle to another
-pool's `deallocate()`, fails the type check. Everything is sans-IO: no sockets, no threads.
+passing a connection where a context is expected, or giving an `OwnedRef[Connection]` to
+`Pool[RequestContext].deallocate()`, fails the type check (a handle given to another pool
+of the same type is caught at runtime: `ForeignRefError`). Everything is sans-IO: no
+sockets, no threads.
 
 Run `python examples/typed_app.py [--bursts N]`.
 """

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
+from objpool import OwnedRef
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -245,10 +247,33 @@ def test_mypy_rejects(mypy_run: MypyRun, name: str) -> None:
     check_marked_errors(name, NEGATIVE[name], mypy_run)
 
 
-@pytest.mark.xfail(reason="typing hole in the core's overloads, reported to the lead", strict=True)
+@pytest.mark.xfail(
+    reason="typing hole in the core's overloads, reported to the lead", raises=AssertionError, strict=True
+)
 @pytest.mark.parametrize("name", sorted(KNOWN_HOLES))
 def test_mypy_rejects_known_hole(mypy_run: MypyRun, name: str) -> None:
     check_marked_errors(name, KNOWN_HOLES[name], mypy_run)
+
+
+@pytest.mark.xfail(reason="core bug reported to the lead", raises=AttributeError, strict=True)
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda ref: ref.release(),
+        lambda ref: ref.pool,
+        lambda ref: ref.__exit__(None, None, None),
+    ],
+    ids=["release", "pool", "exit"],
+)
+def test_forged_handle_fails_with_type_error(use: Callable[[OwnedRef[int]], object]) -> None:
+    """mypy accepts `OwnedRef()` (it has no __init__ to refuse it), so every use must raise.
+
+    `_pool.py` promises TypeError for each use of such an inert handle; `.value`, `.alive`
+    and `Pool.deallocate` keep that promise, these three raise AttributeError instead.
+    """
+    forged: OwnedRef[int] = OwnedRef()
+    with pytest.raises(TypeError, match=r"^this OwnedRef was not made by Pool\.allocate\(\)"):
+        use(forged)
 
 
 def test_mypy_accepts_correct_use(mypy_run: MypyRun) -> None:
