@@ -1,0 +1,185 @@
+"""Threads hammer shared pools: no object is ever lent twice, no index is ever free twice.
+
+Each test is bounded by an iteration count and a deadline, and shortens the interpreter's
+switch interval so threads interleave inside pool calls, not only between them.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from objpool import OwnedRef, Pool, PoolExhaustedError, StaleRefError
+
+THREADS = 8
+DEADLINE_S = 20.0
+
+
+class Slot:
+    """Records who holds it; a second holder would find the mark of the first."""
+
+    __slots__ = ("holder", "uses")
+
+    def __init__(self) -> None:
+        self.holder: int | None = None
+        self.uses = 0
+
+    def reset(self) -> None:
+        self.holder = None
+
+
+@pytest.fixture(autouse=True)
+def fast_switching() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def run_threads(worker: Callable[[int], None], n: int = THREADS) -> None:
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            worker(i)
+        except BaseException as exc:  # reported below, in the test's own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_S + 10)
+        assert not t.is_alive(), "a worker thread hung"
+    if errors:
+        raise errors[0]
+
+
+def test_no_object_is_lent_twice_under_contention() -> None:
+    pool = Pool(Slot, 4)  # fewer objects than threads: constant contention
+    iterations = 20_000
+    deadline = time.monotonic() + DEADLINE_S
+
+    def worker(me: int) -> None:
+        rng = random.Random(me)
+        held: list[OwnedRef[Slot]] = []
+        for i in range(iterations):
+            if i % 256 == 0 and time.monotonic() > deadline:
+                break
+            if len(held) < 2 and rng.random() < 0.6:
+                ref = pool.try_allocate()
+                if ref is not None:
+                    slot = ref.value
+                    assert slot.holder is None, f"thread {me} got an object thread {slot.holder} holds"
+                    slot.holder = me
+                    slot.uses += 1
+                    held.append(ref)
+            elif held:
+                ref = held.pop(rng.randrange(len(held)))
+                assert ref.value.holder == me, "an object changed hands while owned"
+                ref.release()
+        for ref in held:
+            ref.release()
+
+    run_threads(worker)
+    s = pool.stats()
+    assert (s.lent, s.free, s.leaks) == (0, 4, 0)
+    assert sorted(pool._free) == [0, 1, 2, 3]
+    assert s.allocations == s.deallocations == sum(slot.uses for slot in pool._items)
+
+
+def test_racing_double_release_succeeds_exactly_once() -> None:
+    pool = Pool(Slot, 2)
+    rounds = 2_000
+    barrier = threading.Barrier(2, timeout=DEADLINE_S)  # a broken run fails, never hangs
+    outcomes: list[list[str]] = [[], []]
+    refs: list[OwnedRef[Slot]] = []
+    ready = threading.Barrier(3, timeout=DEADLINE_S)
+
+    def releaser(me: int) -> None:
+        for _ in range(rounds):
+            ready.wait()
+            ref = refs[-1]
+            barrier.wait()
+            try:
+                ref.release()
+            except StaleRefError:
+                outcomes[me].append("stale")
+            else:
+                outcomes[me].append("ok")
+            ready.wait()
+
+    threads = [threading.Thread(target=releaser, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(rounds):
+        refs.append(pool.allocate())
+        ready.wait()  # both releasers take the same handle...
+        ready.wait()  # ...and race to release it
+        assert len(pool._free) == len(set(pool._free)) == 2
+    for t in threads:
+        t.join(DEADLINE_S)
+    for a, b in zip(*outcomes, strict=True):
+        assert sorted((a, b)) == ["ok", "stale"]
+    s = pool.stats()
+    assert (s.allocations, s.deallocations, s.lent) == (rounds, rounds, 0)
+
+
+def test_exhaustion_under_threads_never_hands_out_extra_objects() -> None:
+    capacity = 3
+    pool = Pool(Slot, capacity)
+    lent_now = 0
+    peak = 0
+    count_lock = threading.Lock()
+    deadline = time.monotonic() + DEADLINE_S
+
+    def worker(me: int) -> None:
+        nonlocal lent_now, peak
+        for i in range(5_000):
+            if i % 256 == 0 and time.monotonic() > deadline:
+                break
+            try:
+                ref = pool.allocate()
+            except PoolExhaustedError:
+                continue
+            with count_lock:
+                lent_now += 1
+                peak = max(peak, lent_now)
+            with count_lock:
+                lent_now -= 1
+            ref.release()
+
+    run_threads(worker)
+    assert peak <= capacity
+    s = pool.stats()
+    assert s.high_water <= capacity
+    assert s.allocations == s.deallocations
+    assert s.exhausted > 0  # eight threads on three objects must have hit the limit
+
+
+def test_leaks_and_releases_from_many_threads_keep_counts_exact() -> None:
+    pool = Pool(Slot, 8)
+    per_thread = 300
+
+    def worker(me: int) -> None:
+        for i in range(per_thread):
+            ref = pool.try_allocate()
+            if ref is None:
+                continue
+            if i % 50 == 0:
+                del ref  # a leak, detected in __del__ on this thread
+            else:
+                ref.release()
+
+    with pytest.warns(ResourceWarning):
+        run_threads(worker, n=4)
+    s = pool.stats()
+    assert s.lent == 0
+    assert s.capacity == s.free == 8
+    assert s.allocations == s.deallocations + s.leaks
+    assert s.leaks > 0
