@@ -83,17 +83,20 @@ class OwnedRef(Generic[T]):
     @property
     def pool(self) -> Pool[T]:
         """The pool that lent this handle."""
-        return self._pool
+        try:
+            return self._pool
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
 
     def release(self) -> None:
         """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
-        self._pool.deallocate(self)
+        self.pool.deallocate(self)
 
     def __enter__(self) -> T:
         return self.value
 
     def __exit__(self, *exc_info: object) -> None:
-        self._pool.deallocate(self)
+        self.pool.deallocate(self)
 
     def __del__(self) -> None:
         try:
@@ -359,6 +362,8 @@ class Pool(Generic[T]):
             pool = ref._pool
             claim = ref._claim
         except AttributeError:
+            if isinstance(ref, OwnedRef):
+                raise TypeError(_NOT_A_HANDLE) from None
             raise TypeError(f"deallocate() takes an OwnedRef, got {type(ref).__name__!r}") from None
         if pool is not self:
             raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")

@@ -62,7 +62,7 @@ def run_threads(worker: Callable[[int], None], n: int = THREADS) -> None:
 
 def test_no_object_is_lent_twice_under_contention() -> None:
     pool = Pool(Slot, 4)  # fewer objects than threads: constant contention
-    iterations = 20_000
+    iterations = 100_000
     deadline = time.monotonic() + DEADLINE_S
 
     def worker(me: int) -> None:
@@ -140,7 +140,7 @@ def test_exhaustion_under_threads_never_hands_out_extra_objects() -> None:
 
     def worker(me: int) -> None:
         nonlocal lent_now, peak
-        for i in range(5_000):
+        for i in range(2_000):
             if i % 256 == 0 and time.monotonic() > deadline:
                 break
             try:
@@ -150,6 +150,7 @@ def test_exhaustion_under_threads_never_hands_out_extra_objects() -> None:
             with count_lock:
                 lent_now += 1
                 peak = max(peak, lent_now)
+            time.sleep(0)  # hold it while other threads run
             with count_lock:
                 lent_now -= 1
             ref.release()

@@ -255,7 +255,6 @@ def test_mypy_rejects_known_hole(mypy_run: MypyRun, name: str) -> None:
     check_marked_errors(name, KNOWN_HOLES[name], mypy_run)
 
 
-@pytest.mark.xfail(reason="core bug reported to the lead", raises=AttributeError, strict=True)
 @pytest.mark.parametrize(
     "use",
     [
