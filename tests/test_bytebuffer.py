@@ -1,0 +1,217 @@
+"""Unit tests for `ByteBuffer`: filling, reading, views that die with `reset()`, errors."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import socket
+from array import array
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from objpool import BufferFullError, ByteBuffer, Pool, PoolError
+
+
+def test_new_buffer_is_empty_with_fixed_capacity() -> None:
+    buf = ByteBuffer(8)
+    assert (len(buf), buf.capacity, buf.free) == (0, 8, 8)
+    assert bytes(buf) == b""
+    assert repr(buf) == "<ByteBuffer 0/8 bytes>"
+
+
+@pytest.mark.parametrize(
+    ("capacity", "error", "message"),
+    [
+        (-1, ValueError, r"^capacity must be >= 0, got -1$"),
+        (1.5, TypeError, r"^capacity must be an int, got float 1\.5$"),
+        (False, TypeError, r"^capacity must be an int, got bool False$"),
+    ],
+)
+def test_bad_capacity_is_refused(capacity: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        ByteBuffer(capacity)  # type: ignore[arg-type]  # the point of the test
+
+
+def test_write_appends_and_returns_length() -> None:
+    buf = ByteBuffer(8)
+    assert buf.write(b"abc") == 3
+    assert buf.write(bytearray(b"de")) == 2
+    assert buf.write(memoryview(b"xfy")[1:2]) == 1
+    assert bytes(buf) == b"abcdef"
+    assert buf.free == 2
+
+
+def test_write_takes_any_buffer_as_bytes() -> None:
+    buf = ByteBuffer(16)
+    assert buf.write(array("H", [1, 2])) == 4
+    assert bytes(buf) == array("H", [1, 2]).tobytes()
+
+
+def test_write_too_much_writes_nothing() -> None:
+    buf = ByteBuffer(4)
+    buf.write(b"ab")
+    with pytest.raises(BufferFullError, match=r"^cannot write 3 bytes: <ByteBuffer 2/4 bytes> has 2 free$"):
+        buf.write(b"xyz")
+    assert bytes(buf) == b"ab"
+    assert issubclass(BufferFullError, PoolError) and issubclass(BufferFullError, ValueError)
+
+
+def test_reserve_returns_exactly_the_new_bytes() -> None:
+    buf = ByteBuffer(8)
+    buf.write(b"ab")
+    view = buf.reserve(3)
+    assert (len(view), len(buf)) == (3, 5)
+    view[:] = b"cde"
+    assert bytes(buf) == b"abcde"
+    with pytest.raises(BufferFullError, match=r"^cannot reserve 4 bytes"):
+        buf.reserve(4)
+    with pytest.raises(ValueError, match=r"^n must be >= 0, got -1$"):
+        buf.reserve(-1)
+    with pytest.raises(TypeError, match=r"^n must be an int, got str '2'$"):
+        buf.reserve("2")  # type: ignore[arg-type]  # the point of the test
+    assert len(buf) == 5
+
+
+def test_writable_then_commit() -> None:
+    buf = ByteBuffer(6)
+    free = buf.writable()
+    assert len(free) == 6
+    free[:4] = b"wxyz"
+    buf.commit(4)
+    assert bytes(buf) == b"wxyz"
+    with pytest.raises(BufferFullError, match=r"^cannot commit 3 bytes"):
+        buf.commit(3)
+    assert len(buf) == 4
+
+
+def test_view_reads_and_writes_the_filled_bytes() -> None:
+    buf = ByteBuffer(8)
+    buf.write(b"hello")
+    view = buf.view()
+    assert view.tobytes() == b"hello"
+    view[0:1] = b"j"
+    assert bytes(buf) == b"jello"
+
+
+def test_reset_keeps_memory_and_empties() -> None:
+    buf = ByteBuffer(8)
+    buf.write(b"12345678")
+    data_before = buf._data
+    buf.reset()
+    assert (len(buf), buf.free) == (0, 8)
+    assert buf._data is data_before  # same memory, not reallocated
+    assert len(buf._data) == 8
+
+
+def test_reset_releases_every_view_it_handed_out() -> None:
+    buf = ByteBuffer(8)
+    buf.write(b"abc")
+    views = [buf.view(), buf.reserve(2), buf.writable()]
+    buf.reset()
+    for view in views:
+        with pytest.raises(ValueError, match="released memoryview"):
+            view.tobytes()
+
+
+def test_views_you_derive_yourself_survive_reset_as_documented() -> None:
+    buf = ByteBuffer(8)
+    buf.write(b"secret")
+    derived = buf.view()[0:6]
+    buf.reset()
+    buf.write(b"public")
+    assert derived.tobytes() == b"public"  # the documented hazard: drop derived views first
+    derived.release()
+
+
+def test_zero_on_reset_wipes_written_and_exposed_bytes() -> None:
+    buf = ByteBuffer(8, zero_on_reset=True)
+    assert buf.zero_on_reset
+    buf.write(b"abc")
+    scratch = buf.writable()
+    scratch[:] = b"ZZZZZ"  # written but never committed: must be wiped too
+    buf.reset()
+    assert bytes(buf._data) == bytes(8)
+    plain = ByteBuffer(4)
+    plain.write(b"abcd")
+    plain.reset()
+    assert bytes(plain._data) == b"abcd"  # without zeroing, old bytes stay (never readable)
+
+
+def test_readinto_from_files() -> None:
+    buf = ByteBuffer(4)
+    source = io.BytesIO(b"abcdef")
+    assert buf.readinto(source) == 4
+    assert bytes(buf) == b"abcd"
+    with pytest.raises(BufferFullError, match=r"^cannot read: <ByteBuffer 4/4 bytes> is full$"):
+        buf.readinto(source)
+    buf.reset()
+    assert buf.readinto(source) == 2
+    assert buf.readinto(source) == 0  # end of file
+    assert bytes(buf) == b"ef"
+
+
+def test_readinto_from_a_socket() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"ping")
+        buf = ByteBuffer(16)
+        assert buf.readinto(right) == 4
+        assert bytes(buf) == b"ping"
+
+
+def test_readinto_nonblocking_without_data_raises() -> None:
+    class NoData:
+        def readinto(self, buffer: memoryview, /) -> int | None:
+            return None
+
+    buf = ByteBuffer(4)
+    with pytest.raises(BlockingIOError):
+        buf.readinto(NoData())
+    assert len(buf) == 0
+
+
+def test_readinto_refuses_non_sources() -> None:
+    with pytest.raises(TypeError, match=r"^source must have readinto\(\) or recv_into\(\), got bytes$"):
+        ByteBuffer(4).readinto(b"data")  # type: ignore[arg-type]  # the point of the test
+
+
+def test_cannot_be_copied_or_pickled() -> None:
+    buf = ByteBuffer(4)
+    for attempt in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match=r"^ByteBuffer cannot be"):
+            attempt(buf)
+
+
+def test_view_tracking_stays_small_when_views_are_released() -> None:
+    buf = ByteBuffer(10_000)
+    for _ in range(1_000):
+        buf.reserve(10).release()
+    assert len(buf._views) <= 64
+
+
+def test_pooled_byte_buffers_come_back_empty() -> None:
+    pool = Pool(lambda: ByteBuffer(64), 2)
+    with pool.allocate() as buf:
+        buf.write(b"first user's data")
+        first = buf
+    with pool.allocate() as buf:
+        assert buf is first
+        assert len(buf) == 0
+
+
+@given(st.lists(st.binary(max_size=20), max_size=20), st.integers(0, 64))
+def test_writes_concatenate_until_full(chunks: list[bytes], capacity: int) -> None:
+    buf = ByteBuffer(capacity)
+    expected = b""
+    for chunk in chunks:
+        if len(expected) + len(chunk) <= capacity:
+            assert buf.write(chunk) == len(chunk)
+            expected += chunk
+        else:
+            with pytest.raises(BufferFullError):
+                buf.write(chunk)
+        assert bytes(buf) == expected
+        assert len(buf) + buf.free == capacity
