@@ -92,11 +92,23 @@ class OwnedRef(Generic[T]):
         """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
         self.pool.deallocate(self)
 
+    # __enter__ and __exit__ inline .value and .pool: `with pool.allocate() as obj:` is
+    # the documented form, and each extra call costs ~10% of a cycle.
     def __enter__(self) -> T:
-        return self.value
+        try:
+            live = self._claim
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
+        if not live:
+            raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
+        return self._value
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.pool.deallocate(self)
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            pool = self._pool
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
+        pool.deallocate(self)
 
     def __del__(self) -> None:
         try:
