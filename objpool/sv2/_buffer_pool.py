@@ -59,6 +59,8 @@ _TO_ALLOC: Final = -3
 # u8 leading_zeros / trailing_zeros, as upstream reads the slot map.
 _LZ: Final = tuple(8 - i.bit_length() for i in range(256))
 _TZ: Final = tuple(8 if i == 0 else (i & -i).bit_length() - 1 for i in range(256))
+_adopt: Final = Slice._adopt
+
 _MASK: Final = (0,) + tuple(0x80 >> i for i in range(8))
 _CLEAR: Final = (0xFF,) + tuple(0xFF ^ (0x80 >> i) for i in range(8))
 
@@ -90,10 +92,12 @@ class BufferPool(Buffer):
         "_f_capacity",
         "_f_len",
         "_ilen",
+        "_limit",
         "_mode",
         "_mv",
         "_next_front_capacity",
         "_on_release",
+        "_pristine",
         "_raw_len",
         "_raw_offset",
         "_released",
@@ -138,6 +142,20 @@ class BufferPool(Buffer):
         self._sys = BufferFromSystemMemory()
         self._start = 0
         self._borrow: memoryview | None = None
+        # Hot-path summaries of the state above, recomputed by _sync() after every change
+        # outside the fast paths: the fast path reserves when end <= _limit (BACK mode with
+        # a free slot, else -1); _pristine means a reset would change nothing.
+        self._limit = self._capacity
+        self._pristine = True
+
+    def _sync(self) -> None:
+        back = self._back_len + self._back_start
+        if self._mode is _BACK:
+            self._limit = self._capacity if back < POOL_CAPACITY else -1
+            self._pristine = not (self._raw_offset or self._ilen or back or self._bits)
+        else:
+            self._limit = -1
+            self._pristine = False
 
     # ---- introspection -------------------------------------------------------------------
 
@@ -209,27 +227,33 @@ class BufferPool(Buffer):
         borrow = self._borrow
         if borrow is not None:
             borrow.release()
+        # Pristine: as just reset, nothing alive (so the map is 0 and a reset is a no-op).
+        if not self._pristine:
+            released = self._released
+            if released:  # _drain(), inlined
+                bits = self._bits
+                while released:
+                    bits &= _CLEAR[released.pop()]
+                self._bits = bits
+            # B3: reset whenever nothing is alive (upstream also wants PoolBack.len != 0).
+            if not self._bits:
+                if self._mode is _BACK and not self._raw_len:  # _reset() + _sync(), inlined
+                    self._ilen = self._raw_offset = self._back_start = self._back_len = 0
+                    self._limit = self._capacity
+                    self._pristine = True
+                else:
+                    self._reset()
+                    self._sync()
+        off = self._raw_offset + self._raw_len
+        end = off + n
+        if end <= self._limit:  # fast path: PoolBack::get_writable's first branch
+            self._raw_len += n
+            borrow = self._borrow = self._mv[off:end]
+            return borrow
         if self._released:
             self._drain()
-        ss = self._bits
-        # B3: reset whenever nothing is alive (upstream also wants PoolBack.len != 0). The
-        # test skips a reset that would change nothing.
-        if ss == 0 and (
-            self._raw_offset
-            or self._ilen
-            or self._back_len
-            or self._back_start
-            or self._mode is not _BACK
-        ):
-            self._reset()
-        if self._mode is _BACK:  # fast path: PoolBack::get_writable's first branch
-            off = self._raw_offset + self._raw_len
-            end = off + n
-            if end <= self._capacity and self._back_len + self._back_start < POOL_CAPACITY:
-                self._raw_len += n
-                borrow = self._borrow = self._mv[off:end]
-                return borrow
-        borrow = self._borrow = self._get_writable_(n, ss, False)
+        borrow = self._borrow = self._get_writable_(n, self._bits, False)
+        self._sync()
         return borrow
 
     def get_data_owned(self) -> Slice:
@@ -252,17 +276,22 @@ class BufferPool(Buffer):
             ilen += 1
             self._ilen = ilen
             mask = _MASK[ilen]
-            if self._bits & mask:
+            bits = self._bits
+            if bits & mask:
                 raise RuntimeError(f"objpool bug: slot {ilen} handed out while alive")
-            self._bits |= mask
+            self._bits = bits | mask
             end = off + n
             self._raw_offset = end
             self._raw_len = 0
-            s = Slice._adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
+            self._pristine = False
+            s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
-            s = Slice._adopt(self._mv[off:off], None, None, True)
+            s = _adopt(self._mv[off:off], None, None, True)
         if mode is _BACK:
-            self._back_len = self._ilen - self._back_start
+            back_start = self._back_start
+            self._back_len = self._ilen - back_start
+            if self._ilen >= POOL_CAPACITY:  # == back_len + back_start
+                self._limit = -1
         else:
             self._f_len = self._ilen
         return s
