@@ -66,3 +66,18 @@ class FrameError(PoolError, ValueError):
     def __reduce__(self) -> tuple[type[FrameError], tuple[str, int]]:
         # Exceptions pickle as cls(*args); args holds only the message, so add the offset back.
         return (type(self), (str(self), self.offset))
+
+
+# Tracebacks and reprs show where users import these from, `objpool.StaleRefError`, not the
+# private module (trio does the same). Pickling still works: objpool re-exports each name.
+for _error in (
+    PoolError,
+    PoolExhaustedError,
+    PoolClosedError,
+    StaleRefError,
+    ForeignRefError,
+    BufferFullError,
+    FrameError,
+):
+    _error.__module__ = "objpool"
+del _error
