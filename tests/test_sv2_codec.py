@@ -237,8 +237,32 @@ def test_oversize_header_raises_before_reserving_payload_memory() -> None:
     with pytest.raises(FrameError, match=r"^payload length 5 exceeds max_payload=4$") as info:
         decoder.feed(wire(0, 2, b"12345"))
     assert len(good) == info.value.offset
-    assert [8, 6] == buffer.reserved, "the good frame, then only the bad header"
-    assert 6 == len(buffer)
+    assert [8] == buffer.reserved, "the good frame; nothing for the bad header"
+    assert (0, 6) == (len(buffer), decoder.pending)
+
+
+@pytest.mark.parametrize("split", [1, 3, 6])
+def test_get_buffer_reserves_nothing_until_a_header_passed(split: int) -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer, max_payload=4)
+    bad = wire(0, 2, b"12345")
+    decoder.get_buffer()[:split] = bad[:split]
+    if split < 6:
+        assert MissingBytes(6 - split) == decoder.buffer_updated(split)
+        decoder.get_buffer()[: 6 - split] = bad[split:6]
+    with pytest.raises(FrameError, match=r"^payload length 5 exceeds max_payload=4$"):
+        decoder.buffer_updated(6 - split if split < 6 else 6)
+    assert [] == buffer.reserved
+    assert 6 == decoder.pending
+    decoder.clear()
+    good = wire(0, 2, b"1234")
+    decoder.get_buffer()[:] = good[:6]
+    assert MissingBytes(4) == decoder.buffer_updated(6)
+    assert [10] == buffer.reserved  # header + payload, reserved at once
+    decoder.get_buffer()[:] = good[6:]
+    frame = decoder.buffer_updated(4)
+    assert isinstance(frame, Frame)
+    assert good == bytes(frame)
 
 
 def test_huge_announcement_with_default_limit() -> None:
@@ -246,7 +270,7 @@ def test_huge_announcement_with_default_limit() -> None:
     decoder = Decoder(buffer)
     with pytest.raises(FrameError, match=r"^payload length 16777215 exceeds max_payload=1048576$"):
         decoder.feed(b"\x00\x00\x00\xff\xff\xff")
-    assert [6] == buffer.reserved
+    assert [] == buffer.reserved
 
 
 def test_channel_message_too_short_for_its_id_fails_at_the_header() -> None:
@@ -291,10 +315,14 @@ def test_clear_drops_a_partial_frame() -> None:
     assert (9, 3) == (decoder.pending, decoder.missing)
     decoder.clear()
     assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
-    decoder.get_buffer()  # an open, unfilled region is dropped too
+    decoder.get_buffer()[:3] = b"\x00\x00\x01"
+    decoder.buffer_updated(3)  # a partial header is dropped too
     decoder.clear()
     assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
-    assert 9 == decoder.offset
+    assert 12 == decoder.offset
+    decoder.writable()  # and so is a region reserved through the codec_sv2 API
+    decoder.clear()
+    assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
 
 
 def test_overfilled_buffer_is_a_frame_error() -> None:
@@ -316,22 +344,37 @@ def test_misuse_of_the_incremental_api() -> None:
     assert 6 == len(view)
     with pytest.raises(ValueError, match=r"^nbytes must be in 0\.\.6, got 7$"):
         decoder.buffer_updated(7)
-    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) region is open"):
+    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) fill is in progress"):
         decoder.writable()
     again = decoder.get_buffer()  # a second get_buffer() hands out the same unfilled bytes
     assert 6 == len(again)
     assert MissingBytes(6) == decoder.buffer_updated(0)
     decoder.get_buffer()[:2] = b"\x00\x00"
     assert MissingBytes(4) == decoder.buffer_updated(2)
+    assert MissingBytes(4) == decoder.next_frame()
     tail = decoder.get_buffer()
     assert 4 == len(tail)
     assert 4 == len(decoder.get_buffer())  # replaces (releases) the previous tail view
     with pytest.raises(ValueError, match=r"released memoryview"):
         len(tail)
+    decoder.get_buffer()[:] = wire(0, 1, b"abc")[2:6]
+    assert MissingBytes(3) == decoder.buffer_updated(4)
+    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) fill is in progress"):
+        decoder.writable()
     decoder2 = Decoder(BufferFromSystemMemory())
     decoder2.writable()[:] = wire(0, 1, b"")
     with pytest.raises(RuntimeError, match=r"^get_buffer\(\) with a complete frame pending"):
         decoder2.get_buffer()
+    decoder3 = Decoder(BufferFromSystemMemory())
+    decoder3.buffer.write(wire(0, 1, b"ab")[:3])  # half a header already in the buffer...
+    view = decoder3.get_buffer()  # ...continues in the buffer, not in the head area
+    assert 3 == len(view)
+    view[:] = wire(0, 1, b"ab")[3:6]
+    assert MissingBytes(2) == decoder3.buffer_updated(3)
+    decoder3.get_buffer()[:] = b"ab"
+    frame = decoder3.buffer_updated(2)
+    assert isinstance(frame, Frame)
+    assert b"ab" == bytes(frame.payload)
 
 
 def test_feed_accepts_any_bytes_like() -> None:

@@ -1,10 +1,9 @@
 """`Sv2Protocol`: asyncio's zero-copy receive path (`BufferedProtocol`) feeding a `Decoder`.
 
 Invariant owned here: the memoryview `get_buffer()` hands to the transport is either the
-unfilled part of the decoder's `Buffer` region or a private scratch area (for headers, and
-with `read_ahead` for small reads), and every byte the transport reports through
-`buffer_updated()` reaches the decoder exactly once. An idle connection (between frames)
-holds no buffer memory.
+decoder's `get_buffer()` view or, with `read_ahead`, a private scratch area, and every byte
+the transport reports through `buffer_updated()` reaches the decoder exactly once. An idle
+connection (between frames) holds no buffer memory.
 When the connection ends, the decoder is cleared, so a partial frame's memory goes back.
 """
 
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, final
 
 from .._errors import FrameError
 from ._codec import Decoder, MissingBytes
-from ._framing import HEADER_LEN
 
 if TYPE_CHECKING:
     from ._framing import Frame
@@ -35,11 +33,11 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     frames to another task, pass `queue.put_nowait`.
 
     By default each read asks for exactly the rest of the current header or payload, so a
-    read never spans two frames. A header is read into a 6-byte scratch area; once it is
-    known (and passed the `max_payload` check), the decoder reserves header + payload in its
-    buffer in one region and the payload is read straight into it, never copied. So an idle
-    connection holds no buffer memory, which matters with thousands of connections drawing
-    on one shared pool.
+    read never spans two frames (`Decoder.get_buffer`). A header is read into the decoder's
+    own 6 bytes; once it is known (and passed the `max_payload` check), the decoder reserves
+    header + payload in its buffer in one region and the payload is read straight into it,
+    never copied. So an idle connection holds no buffer memory, which matters with
+    thousands of connections drawing on one shared pool.
 
     With `read_ahead=N`, whenever fewer than `N` bytes are missing the transport reads up to
     `N` bytes into the scratch area, which is then copied in (`Decoder.feed`): one read may
@@ -78,7 +76,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._error: BaseException | None = None
         self._read_ahead = read_ahead
-        self._scratch_view = memoryview(bytearray(max(read_ahead, HEADER_LEN)))
+        self._scratch_view = memoryview(bytearray(read_ahead))
         self._using_scratch = False
 
     @property
@@ -98,7 +96,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         """Where the next bytes go (never empty); `sizehint` is ignored, as asyncio allows."""
         decoder = self._decoder
-        if decoder.missing < self._read_ahead or not decoder.pending:
+        if decoder.missing < self._read_ahead:
             self._using_scratch = True
             return self._scratch_view
         self._using_scratch = False

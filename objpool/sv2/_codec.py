@@ -2,7 +2,8 @@
 
 Invariant owned here: the decoder's `Buffer` holds at most the bytes of one frame, header
 first; a frame leaves it only as one `get_data_owned()` slice, and no payload memory is
-reserved before its header passed the `max_payload` and channel-id checks. Once a check
+reserved before its header passed the `max_payload` and channel-id checks (through
+`get_buffer()` and `feed()`, not even the header's: it waits in the decoder's own 6 bytes). Once a check
 fails the decoder is broken: every call raises that `FrameError` again until `clear()`.
 """
 
@@ -74,12 +75,27 @@ class Decoder:
       are fine. It returns the completed `Frame` or `MissingBytes`.
     - `feed(data)` copies chunks of any size in and returns the frames they complete.
 
+    The last two collect each header in a 6-byte area of the decoder's own, then reserve
+    header + payload in the buffer in one `get_writable`, so an idle decoder holds no buffer
+    memory and payloads are still received in place.
+
     Args:
         buffer: where frames are assembled; the decoder must be its only user.
         max_payload: the largest `msg_length` accepted, 0..0xffffff (default 1 MiB).
     """
 
-    __slots__ = ("_buffer", "_chunk", "_error", "_filled", "_max_payload", "_need", "_offset", "_region")
+    __slots__ = (
+        "_buffer",
+        "_chunk",
+        "_error",
+        "_filled",
+        "_head",
+        "_head_filled",
+        "_max_payload",
+        "_need",
+        "_offset",
+        "_region",
+    )
 
     def __init__(self, buffer: Buffer, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         _check_range("max_payload", max_payload, MAX_MSG_LENGTH)
@@ -90,8 +106,11 @@ class Decoder:
         self._need = HEADER_LEN
         # Stream offset of the current frame's first byte, for FrameError.offset.
         self._offset = 0
-        # The incremental API's open `writable()` region, how much of it is filled, and the
-        # view of its unfilled tail last handed out by get_buffer().
+        # get_buffer()'s header area (never released) and how much of it is filled.
+        self._head: Final = memoryview(bytearray(HEADER_LEN))
+        self._head_filled = 0
+        # The open buffer region get_buffer() fills, how much of it is filled, and the view
+        # last handed out by get_buffer() (the head area, the region, or a tail of either).
         self._region: memoryview | None = None
         self._filled = 0
         self._chunk: memoryview | None = None
@@ -122,7 +141,7 @@ class Decoder:
         """Bytes of the current, incomplete frame received so far."""
         region = self._region
         unfilled = 0 if region is None else len(region) - self._filled
-        return len(self._buffer) - unfilled
+        return self._head_filled + len(self._buffer) - unfilled
 
     @property
     def missing(self) -> int:
@@ -130,7 +149,7 @@ class Decoder:
         region = self._region
         if region is not None:
             return len(region) - self._filled
-        return self._need - len(self._buffer)
+        return self._need - len(self._buffer) - self._head_filled
 
     def _raise(self) -> NoReturn:
         err = self._error
@@ -142,6 +161,15 @@ class Decoder:
         self._error = FrameError(message, offset)
         self._raise()
 
+    def _check_header(self, raw_ext: int, length: int) -> None:
+        if length > self._max_payload:
+            self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
+        if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
+            self._fail(
+                f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
+                self._offset,
+            )
+
     def writable(self) -> memoryview:
         """Reserve the missing bytes in the buffer and return them; fill *all* of them.
 
@@ -150,12 +178,12 @@ class Decoder:
 
         Raises:
             FrameError: the decoder is broken.
-            RuntimeError: a `get_buffer()` region is still being filled.
+            RuntimeError: a `get_buffer()` fill is in progress.
         """
         if self._error is not None:
             self._raise()
-        if self._region is not None:
-            raise RuntimeError("writable() while a get_buffer() region is open; finish it with buffer_updated()")
+        if self._region is not None or self._head_filled or self._chunk is not None:
+            raise RuntimeError("writable() while a get_buffer() fill is in progress; finish it with buffer_updated()")
         # Never negative: bytes written past the frame are reported by next_frame().
         return self._buffer.get_writable(max(0, self._need - len(self._buffer)))
 
@@ -175,6 +203,8 @@ class Decoder:
         if region is not None:
             # A get_buffer() region is open; buffer_updated() closes it as soon as it is full.
             return MissingBytes(len(region) - self._filled)
+        if self._head_filled:  # get_buffer() is collecting a header
+            return MissingBytes(HEADER_LEN - self._head_filled)
         buffer = self._buffer
         have = len(buffer)
         need = self._need
@@ -195,10 +225,22 @@ class Decoder:
                 f"buffer holds {have} bytes but the frame is {need}: bytes were added past its end",
                 self._offset + need,
             )
-        data = buffer.get_data_owned()
+        return self._take_frame()
+
+    def _take_frame(self) -> Frame:
+        data = self._buffer.get_data_owned()
+        self._offset += self._need
         self._need = HEADER_LEN
-        self._offset += need
         return Frame(data)
+
+    def _drop_chunk(self) -> None:
+        # The caller (asyncio's transport) may still reference the chunk: release it so that
+        # it cannot be used past its time. The head area and the open region live on.
+        chunk = self._chunk
+        if chunk is not None:
+            self._chunk = None
+            if chunk is not self._head and chunk is not self._region:
+                chunk.release()
 
     def get_buffer(self) -> memoryview:
         """A non-empty view of the bytes wanted next, for a partial fill; see `buffer_updated`.
@@ -210,20 +252,23 @@ class Decoder:
         """
         if self._error is not None:
             self._raise()
+        self._drop_chunk()
         region = self._region
-        chunk = self._chunk
-        if chunk is not None and chunk is not region:
-            chunk.release()
         if region is None:
+            if self._need == HEADER_LEN and not len(self._buffer):
+                filled = self._head_filled
+                chunk = self._head[filled:] if filled else self._head
+                self._chunk = chunk
+                return chunk
+            # Bytes were put in the buffer through writable(): continue in the buffer.
             missing = self._need - len(self._buffer)
             if missing <= 0:
                 raise RuntimeError("get_buffer() with a complete frame pending; call next_frame() first")
             region = self._buffer.get_writable(missing)
             self._region = region
             self._filled = 0
-            chunk = region  # the common case: a fresh region, handed out whole
-        else:
-            chunk = region[self._filled :]
+        filled = self._filled
+        chunk = region[filled:] if filled else region
         self._chunk = chunk
         return chunk
 
@@ -233,52 +278,46 @@ class Decoder:
         Returns the frame this completed, or `MissingBytes` (then call `get_buffer()` again).
 
         Raises:
-            FrameError: as `next_frame()`.
+            FrameError: as `next_frame()`; nothing is reserved for a rejected header.
             ValueError: `nbytes` is negative or larger than the view.
         """
         chunk = self._chunk
-        region = self._region
-        if chunk is None or region is None:
+        if chunk is None:
             raise RuntimeError("buffer_updated() without get_buffer()")
         if not 0 <= nbytes <= len(chunk):
             raise ValueError(f"nbytes must be in 0..{len(chunk)}, got {nbytes}")
-        self._chunk = None
+        self._drop_chunk()
+        region = self._region
+        if region is None:  # the chunk was (part of) the head area
+            filled = self._head_filled + nbytes
+            self._head_filled = filled
+            if filled < HEADER_LEN:
+                return MissingBytes(HEADER_LEN - filled)
+            head = self._head
+            raw_ext, type_len = _HEADER.unpack_from(head)
+            length = type_len >> 8
+            self._check_header(raw_ext, length)  # on failure the header stays in the head area
+            self._head_filled = 0
+            size = HEADER_LEN + length
+            self._need = size
+            region = self._buffer.get_writable(size)
+            region[:HEADER_LEN] = head
+            if not length:
+                region.release()
+                return self._take_frame()
+            self._region = region
+            self._filled = HEADER_LEN
+            return MissingBytes(length)
         filled = self._filled + nbytes
         size = len(region)
         if filled < size:
             self._filled = filled
-            # The caller (asyncio's transport) still references the chunk; releasing it drops
-            # any use of it. The region itself stays open for the rest of the fill.
-            if chunk is not region:
-                chunk.release()
             return MissingBytes(size - filled)
-        if size == HEADER_LEN == self._need:
-            # The region is exactly this frame's header: parse it in place (no second view).
-            raw_ext, type_len = _HEADER.unpack_from(region)
-            self._close_region(region, chunk)
-            length = type_len >> 8
-            if length:
-                self._check_header(raw_ext, length)
-                self._need = HEADER_LEN + length
-                return MissingBytes(length)
-        else:
-            self._close_region(region, chunk)
+        self._close_region(region)
         return self.next_frame()
 
-    def _check_header(self, raw_ext: int, length: int) -> None:
-        if length > self._max_payload:
-            self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
-        if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
-            self._fail(
-                f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
-                self._offset,
-            )
-
-    def _close_region(self, region: memoryview, chunk: memoryview | None = None) -> None:
-        # Release every view of the region before the buffer is used again: asyncio's
-        # transport still references the chunk, and a live view would pin the memory.
-        if chunk is not None:
-            chunk.release()
+    def _close_region(self, region: memoryview) -> None:
+        # Release the view before the buffer is used again: a live view would pin its memory.
         region.release()
         self._region = None
         self._filled = 0
@@ -301,29 +340,35 @@ class Decoder:
         buffer = self._buffer
         try:
             while pos < end:
-                if end - pos >= HEADER_LEN and self._region is None and self._need == HEADER_LEN and not len(buffer):
+                if (
+                    end - pos >= HEADER_LEN
+                    and self._region is None
+                    and not self._head_filled
+                    and self._need == HEADER_LEN
+                    and not len(buffer)
+                ):
                     # Fast path: a whole header is in `data`, so check it there and reserve
-                    # header + payload with one get_writable (the same bytes, one call fewer).
+                    # header + payload with one get_writable, skipping the head area.
                     raw_ext, type_len = _HEADER.unpack_from(src, pos)
                     length = type_len >> 8
                     try:
                         self._check_header(raw_ext, length)
                     except FrameError:
-                        buffer.write(src[pos : pos + HEADER_LEN])  # as the slow path leaves it
+                        self._head[:] = src[pos : pos + HEADER_LEN]  # where the slow path keeps it
+                        self._head_filled = HEADER_LEN
                         raise
                     size = HEADER_LEN + length
                     take = min(size, end - pos)
                     region = buffer.get_writable(size)
                     region[:take] = src[pos : pos + take]
                     pos += take
+                    self._need = size
                     if take < size:  # the payload continues in later data
-                        self._need = size
                         self._region = region
                         self._filled = take
                         continue
                     region.release()
-                    self._offset += size
-                    frames.append(Frame(buffer.get_data_owned()))
+                    frames.append(self._take_frame())
                     continue
                 dst = self.get_buffer()
                 take = min(len(dst), end - pos)
@@ -343,10 +388,11 @@ class Decoder:
         The decoder then waits for a fresh header. Idempotent; call it when the connection ends.
         """
         received = self.pending
+        self._drop_chunk()
         region = self._region
-        if region is not None:  # a chunk only ever exists inside an open region
-            self._close_region(region, self._chunk)
-            self._chunk = None
+        if region is not None:
+            self._close_region(region)
+        self._head_filled = 0
         if len(self._buffer):
             self._buffer.get_data_owned().release()
         self._offset += received
