@@ -2,8 +2,9 @@
 
 Invariant: each message's pending bytes live in exactly one place, contiguous: the
 `ByteBuffer` lent to this buffer (`_ref`), or the system-memory fallback (`_in_sys`), never
-both; between messages the buffer holds no `ByteBuffer`. A pooled `Slice` owns its `ByteBuffer`'s handle; releasing the slice releases the
-handle, which resets the `ByteBuffer` and returns it to its pool.
+both; between messages the buffer holds no `ByteBuffer`. A pooled `Slice` owns its
+`ByteBuffer`'s handle; releasing the slice releases the handle, which resets the
+`ByteBuffer` and returns it to its pool.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
 from ._slice import Slice
 
 __all__ = ["PooledBuffer"]
+
+_adopt = Slice._adopt
 
 
 class PooledBuffer(Buffer):
@@ -33,14 +36,30 @@ class PooledBuffer(Buffer):
     Thread rules: one thread uses the buffer; its slices may be released from any thread.
     """
 
-    __slots__ = ("__weakref__", "_bb", "_borrow", "_in_sys", "_pool", "_pooled", "_ref",
-                 "_start", "_sys", "_system")
+    __slots__ = (
+        "__weakref__",
+        "_borrow",
+        "_free",
+        "_in_sys",
+        "_len",
+        "_pool",
+        "_pooled",
+        "_ref",
+        "_start",
+        "_sys",
+        "_system",
+        "_wv",
+    )
 
     def __init__(self, pool: Pool[ByteBuffer]) -> None:
         """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`)."""
         self._pool = pool
+        # The message's ByteBuffer handle, its free space as one view (taken with
+        # `writable()` once per message, then sliced like a bytearray), and bytes used.
         self._ref: OwnedRef[ByteBuffer] | None = None
-        self._bb: ByteBuffer | None = None
+        self._wv: memoryview | None = None
+        self._free = 0
+        self._len = 0
         self._sys = BufferFromSystemMemory()
         self._in_sys = False
         self._borrow: memoryview | None = None
@@ -70,17 +89,20 @@ class PooledBuffer(Buffer):
         if borrow is not None:
             borrow.release()
         if not self._in_sys:
-            bb = self._bb
-            if bb is None:
-                bb = self._take()
-            if bb is not None and n <= bb.free:
-                borrow = self._borrow = bb.reserve(n)
+            wv = self._wv
+            if wv is None:
+                wv = self._take()
+            pos = self._len
+            end = pos + n
+            if wv is not None and end <= self._free:
+                self._len = end
+                borrow = self._borrow = wv[pos:end]
                 return borrow
             self._move_to_system_memory()
         borrow = self._borrow = self._sys.get_writable(n)
         return borrow
 
-    def _take(self) -> ByteBuffer | None:
+    def _take(self) -> memoryview | None:
         try:
             ref = self._pool.try_allocate()
         except PoolClosedError:
@@ -88,22 +110,31 @@ class PooledBuffer(Buffer):
         if ref is None:
             return None
         self._ref = ref
-        bb = self._bb = ref.value
-        return bb
+        wv = self._wv = ref.value.writable()
+        self._free = len(wv)
+        return wv
+
+    def _give_back(self) -> None:
+        ref = self._ref
+        wv = self._wv
+        self._ref = None
+        self._wv = None
+        self._len = 0
+        if wv is not None:
+            wv.release()
+        if ref is not None:
+            ref.release()
 
     def _move_to_system_memory(self) -> None:
         """Continue this message in system memory, pending bytes included."""
         self._in_sys = True
-        bb = self._bb
-        ref = self._ref
-        if bb is None or ref is None:
+        wv = self._wv
+        if wv is None:
             return
-        if len(bb):
-            with bb.view() as pending:
-                self._sys.get_writable(len(pending))[:] = pending
-        self._bb = None
-        self._ref = None
-        ref.release()
+        n = self._len
+        if n:
+            self._sys.get_writable(n)[:] = wv[:n]
+        self._give_back()
 
     def get_data_owned(self) -> Slice:
         borrow = self._borrow
@@ -117,17 +148,20 @@ class PooledBuffer(Buffer):
             if len(s):
                 self._system += 1
             return s
-        bb = self._bb
+        wv = self._wv
         ref = self._ref
-        if bb is None or ref is None:
-            return Slice._adopt(memoryview(bytearray()))
-        self._bb = None
+        n = self._len
+        if wv is None or ref is None or not n:
+            self._give_back()  # hold no ByteBuffer between messages
+            return _adopt(memoryview(bytearray()))
+        ref.value.commit(n)
+        view = wv[:n]
+        wv.release()
         self._ref = None
-        if not len(bb):  # hold no ByteBuffer between messages
-            ref.release()
-            return Slice._adopt(memoryview(bytearray()))
+        self._wv = None
+        self._len = 0
         self._pooled += 1
-        return Slice._adopt(bb.view(), None, ref.release, True)
+        return _adopt(view, None, ref.release, True)
 
     def get_data_by_ref(self, n: int) -> memoryview:
         if n.__class__ is not int or n < 0 or n > MAX_SIZE:
@@ -135,23 +169,18 @@ class PooledBuffer(Buffer):
         borrow = self._borrow
         if borrow is not None:
             borrow.release()
-        bb = self._bb
-        if self._in_sys or bb is None:
+        wv = self._wv
+        if self._in_sys or wv is None:
             borrow = self._sys.get_data_by_ref(n)
         else:
-            borrow = bb.view()
-            if n < len(borrow):
-                whole = borrow
-                borrow = whole[:n]
-                whole.release()
+            borrow = wv[: min(n, self._len)]
         self._borrow = borrow
         return borrow
 
     def __len__(self) -> int:
         if self._in_sys:
             return len(self._sys)
-        bb = self._bb
-        return 0 if bb is None else len(bb)
+        return self._len
 
     def is_droppable(self) -> bool:
         """Always True: every slice owns its `ByteBuffer` handle, so nothing points here."""
@@ -167,9 +196,8 @@ class PooledBuffer(Buffer):
 
     def __del__(self) -> None:
         # Pending bytes never taken: give their ByteBuffer back rather than leak it.
-        ref = getattr(self, "_ref", None)
-        if ref is not None and ref.alive:
-            ref.release()
+        if getattr(self, "_ref", None) is not None:
+            self._give_back()
 
     def __repr__(self) -> str:
         return (
