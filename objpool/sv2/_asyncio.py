@@ -40,10 +40,12 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     thousands of connections drawing on one shared pool.
 
     With `read_ahead=N`, whenever fewer than `N` bytes are missing the transport reads up to
-    `N` bytes into the scratch area, which is then copied in (`Decoder.feed`): one read may
-    complete many small frames, which saves system calls; big payloads still land in place.
+    `N` bytes into an `N`-byte scratch area of the protocol's own, which is then copied in
+    (`Decoder.feed`): one read may complete many small frames, which saves system calls and
+    event-loop turns; big payloads still land in place.
 
-    On a `FrameError` the transport is aborted. When the connection ends, the decoder is
+    On a `FrameError` the transport is aborted. If `on_frame` raises, asyncio treats it as a
+    fatal protocol error: it logs it and closes the connection. When the connection ends, the decoder is
     cleared (a partly received frame's memory goes back) and `on_close` gets the exception:
     the transport's, the `FrameError`, a `FrameError` for a stream that ended inside a
     frame, or None for a clean end.
