@@ -589,3 +589,15 @@ def test_gc_of_a_forgotten_slice_frees_its_slot() -> None:
     assert pool.slot_bits == 0
     pool.write(b"d")
     assert pool_offset(pool, pool.get_data_owned().view) == 0
+
+
+def test_timing_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "sv2_buffer_timing.py"
+    namespace = runpy.run_path(str(script))
+    result: object = namespace["main"](["--messages", "20", "--repeats", "1"])
+    assert isinstance(result, dict)
+    assert set(result) == {"BufferFromSystemMemory", "BufferPool", "PooledBuffer"}
+    assert "x baseline" in capsys.readouterr().out
