@@ -21,6 +21,9 @@ from objpool.sv2 import (
     Sv2Protocol,
 )
 
+# Example counts follow the Hypothesis profile from conftest.py (100 by default).
+SCALE: int = settings().max_examples
+
 BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
     "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
@@ -53,7 +56,7 @@ def test_get_buffer_is_never_empty(sizehint: int) -> None:
 
 
 @pytest.mark.parametrize("read_ahead", [0, 16, 4096])
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=SCALE * 2 // 5, deadline=None)
 @given(specs=specs_strategy, data=st.data())
 def test_short_reads_as_a_transport_makes_them(read_ahead: int, specs: list[Spec], data: st.DataObject) -> None:
     """What asyncio's selector transport does: get_buffer(-1), recv_into (any count), buffer_updated."""

@@ -24,6 +24,9 @@ from objpool.sv2 import (
     Slice,
 )
 
+# Example counts follow the Hypothesis profile from conftest.py (100 by default).
+SCALE: int = settings().max_examples
+
 # Every Buffer implementation the decoder must work over.
 BUFFERS: dict[str, Callable[[], Buffer]] = {
     "system": BufferFromSystemMemory,
@@ -139,7 +142,7 @@ def test_decoder_rejects_bad_max_payload() -> None:
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=SCALE * 3 // 5, deadline=None)
 @given(specs=st.lists(frame_specs, max_size=8), data=st.data())
 def test_splitting_the_wire_anywhere_gives_the_same_frames(
     make_buffer: Callable[[], Buffer], specs: list[FrameSpec], data: st.DataObject
@@ -159,7 +162,7 @@ def test_splitting_the_wire_anywhere_gives_the_same_frames(
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=SCALE * 3 // 5, deadline=None)
 @given(specs=st.lists(frame_specs, min_size=1, max_size=6), data=st.data())
 def test_short_reads_through_get_buffer_give_the_same_frames(
     make_buffer: Callable[[], Buffer], specs: list[FrameSpec], data: st.DataObject
@@ -199,7 +202,7 @@ blobs = st.lists(
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=SCALE * 3 // 2, deadline=None)
 @given(blob=st.one_of(st.binary(max_size=200), blobs), data=st.data())
 def test_arbitrary_bytes_decode_or_raise_frame_error(
     make_buffer: Callable[[], Buffer], blob: bytes, data: st.DataObject

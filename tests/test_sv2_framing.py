@@ -46,7 +46,7 @@ headers = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(headers)
 def test_header_round_trips(header: Header) -> None:
     wire = header.to_bytes()
@@ -57,7 +57,7 @@ def test_header_round_trips(header: Header) -> None:
     assert wire == into[2:8]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.binary(min_size=6, max_size=6))
 def test_any_six_bytes_are_a_header(wire: bytes) -> None:
     assert wire == Header.from_bytes(wire).to_bytes()
