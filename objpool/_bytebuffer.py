@@ -194,13 +194,15 @@ class ByteBuffer:
 
     def reset(self) -> None:
         """Empty the buffer, keep its memory, and release every view it handed out."""
-        for view in self._views:
-            try:
-                view.release()
-            except BufferError:  # someone exported this very view: it stays, as documented
-                pass
-        self._views.clear()
-        self._compact_at = 32
+        views = self._views
+        if views:  # most resets follow write()/readinto() alone: no views to release
+            for view in views:
+                try:
+                    view.release()
+                except BufferError:  # someone exported this very view: it stays, as documented
+                    pass
+            views.clear()
+            self._compact_at = 32
         if self._zero and self._dirty:
             self._base[: self._dirty] = bytes(self._dirty)
         self._dirty = 0
