@@ -121,7 +121,7 @@ def test_ppool_reuses_and_resets() -> None:
 
 def test_every_sv2_contestant_keeps_message_bytes() -> None:
     """Each Buffer contestant hands back exactly the bytes written, both ways of writing."""
-    makers, _ = buffer_makers()
+    makers = buffer_makers()
     assert next(iter(makers)) == BASELINE
     messages = Messages.prepare(4, "test")
     for label, maker in makers.items():

@@ -21,7 +21,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from itertools import repeat
 from typing import Final
@@ -30,6 +29,7 @@ import objpool
 
 from .. import ByteBuffer, Pool
 from ._harness import (
+    Clock,
     Contestant,
     Group,
     GroupResult,
@@ -56,7 +56,7 @@ READ: Final = "fresh bytes: read(n)"
 POOL_SIZE: Final = 4
 
 
-def _pooled(size: int, open_source: Source) -> MakeTimer:
+def _pooled(size: int, open_source: Source, clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         src = open_source(stack)
         pool = Pool(lambda: ByteBuffer(size), POOL_SIZE)
@@ -64,50 +64,50 @@ def _pooled(size: int, open_source: Source) -> MakeTimer:
         def timer(loops: int) -> float:
             seek = src.seek
             allocate = pool.allocate
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 seek(0)
                 with allocate() as buf:
                     while buf.free and buf.readinto(src):
                         pass
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
     return make
 
 
-def _fresh(size: int, open_source: Source) -> MakeTimer:
+def _fresh(size: int, open_source: Source, clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         src = open_source(stack)
 
         def timer(loops: int) -> float:
             seek = src.seek
             readinto = src.readinto
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 seek(0)
                 buf = bytearray(size)
                 readinto(buf)  # a file or BytesIO fills it in one call
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
     return make
 
 
-def _read(size: int, open_source: Source) -> MakeTimer:
+def _read(size: int, open_source: Source, clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         src = open_source(stack)
 
         def timer(loops: int) -> float:
             seek = src.seek
             read = src.read
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 seek(0)
                 read(size)
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
@@ -133,11 +133,11 @@ def _groups(settings: Settings, path: str, data: bytes, where: str) -> list[Grou
                     "fill",
                     FRESH,
                     [
-                        Contestant(FRESH, _fresh(size, sources)),
+                        Contestant(FRESH, _fresh(size, sources, settings.clock)),
                         # BytesIO.read() of its whole content returns its own bytes object,
                         # with no copy: that fills nothing, so it is no contestant there.
-                        *([Contestant(READ, _read(size, sources))] if source_name == "file" else []),
-                        Contestant(POOLED, _pooled(size, sources)),
+                        *([Contestant(READ, _read(size, sources, settings.clock))] if source_name == "file" else []),
+                        Contestant(POOLED, _pooled(size, sources, settings.clock)),
                     ],
                 )
             )
@@ -161,16 +161,17 @@ def _measure(settings: Settings, progress: Progress, where: str) -> list[GroupRe
 def child_main() -> None:
     """Entry point of the child process: settings as JSON on stdin, group results on stdout."""
     raw = json.loads(sys.stdin.read())
-    raw["byte_sizes"] = tuple(raw["byte_sizes"])
-    settings = Settings(**raw)
-    progress = Progress()
+    options = raw["settings"]
+    options["byte_sizes"] = tuple(options["byte_sizes"])
+    settings = Settings(**options)
+    progress = Progress(enabled=raw["progress"])
     progress.workload(f"{TITLE}, child with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}")
     results = _measure(settings, progress, "mmap threshold")
     progress.done()
     json.dump([g.to_json() for g in results], sys.stdout)
 
 
-def _run_child(settings: Settings) -> list[GroupResult]:
+def _run_child(settings: Settings, progress: Progress) -> list[GroupResult]:
     env = dict(os.environ)
     env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
     # Import this very objpool in the child, whatever the current directory.
@@ -178,7 +179,7 @@ def _run_child(settings: Settings) -> list[GroupResult]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
         [sys.executable, "-c", "from objpool.bench._bytebuffers import child_main; child_main()"],
-        input=json.dumps(dataclasses.asdict(settings)),
+        input=json.dumps({"settings": dataclasses.asdict(settings), "progress": progress.enabled}),
         capture_output=False,
         stdout=subprocess.PIPE,
         text=True,
@@ -195,19 +196,21 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     result.groups.extend(_measure(settings, progress, "default malloc"))
     if settings.child:
         progress.done()
-        result.groups.extend(_run_child(settings))
+        result.groups.extend(_run_child(settings, progress))
+    by_setup: dict[tuple[str, str], list[GroupResult]] = {}
     for group in result.groups:
-        if group.key.endswith(f"/{1 << 20}") or group.key.endswith(f"/{min(settings.byte_sizes)}"):
+        where, source, _ = group.key.split("/")
+        by_setup.setdefault((where, source), []).append(group)
+    for (where, source), groups in by_setup.items():
+        parts = []
+        for group in groups:
             row = group.row(POOLED)
-            line = (
-                f"{group.title}: pooled {format_time(row.median)} vs fresh bytearray "
-                f"{format_time(group.row(FRESH).median)} ({speed_words(row.speedup)})"
-            )
-            if group.has(READ):
-                line += f"; fresh read(n) {format_time(group.row(READ).median)}"
-            if group.key.startswith("mmap") and group.key.endswith(f"/{1 << 20}"):
-                line += f" [target >= 15x: {'met' if row.speedup >= 15 else 'MISSED'}]"
-            result.summary.append(line + ".")
+            size = int(group.key.rsplit("/", 1)[1])
+            part = f"{_size_name(size)} {format_time(row.median)} vs {format_time(group.row(FRESH).median)} ({speed_words(row.speedup)})"
+            if where == "mmap threshold" and size == 1 << 20:
+                part += f" [target >= 15x: {'met' if row.speedup >= 15 else 'MISSED'}]"
+            parts.append(part)
+        result.summary.append(f"Byte buffers from {source}, {where}: pooled vs fresh bytearray fill: " + "; ".join(parts) + ".")
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 
 from .. import ByteBuffer, Pool
 from ._baselines import Cheap, DictHolder, PPool
-from ._harness import Contestant, Group, Progress, Settings, Timer, Workload, WorkloadResult, format_time, run_group, speed_words
+from ._harness import Clock, Contestant, Group, MakeTimer, Progress, Settings, Timer, Workload, WorkloadResult, format_time, run_group, speed_words
 
 __all__ = ["WORKLOAD"]
 
@@ -27,80 +27,86 @@ BIG: Final = 64 << 10
 ExitStack = contextlib.ExitStack[bool | None]
 
 
-def _fresh(factory: Callable[[], object]) -> Callable[[ExitStack], Timer]:
+def _fresh(factory: Callable[[], object], clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         def timer(loops: int) -> float:
             f = factory
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 f()
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
     return make
 
 
-def _pool_cycle(factory: Callable[[], Cheap | ByteBuffer | DictHolder]) -> Callable[[ExitStack], Timer]:
+def _pool_cycle(factory: Callable[[], Cheap | ByteBuffer | DictHolder], clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         pool = Pool(factory, CAPACITY)
 
         def timer(loops: int) -> float:
             allocate = pool.allocate
             deallocate = pool.deallocate
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 deallocate(allocate())
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
     return make
 
 
-def _pool_with(stack: ExitStack) -> Timer:
-    pool = Pool(Cheap, CAPACITY)
+def _pool_with(clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        pool = Pool(Cheap, CAPACITY)
 
-    def timer(loops: int) -> float:
-        allocate = pool.allocate
-        t0 = time.perf_counter()
-        for _ in repeat(None, loops):
-            with allocate():
-                pass
-        return time.perf_counter() - t0
+        def timer(loops: int) -> float:
+            allocate = pool.allocate
+            t0 = clock()
+            for _ in repeat(None, loops):
+                with allocate():
+                    pass
+            return clock() - t0
 
-    return timer
+        return timer
+
+    return make
 
 
-def _ppool(factory: Callable[[], T], reset: Callable[[T], object]) -> Callable[[ExitStack], Timer]:
+def _ppool(factory: Callable[[], T], reset: Callable[[T], object], clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         pool = PPool(factory, CAPACITY, reset)
 
         def timer(loops: int) -> float:
             acquire = pool.acquire
             release = pool.release
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in repeat(None, loops):
                 release(acquire())
-            return time.perf_counter() - t0
+            return clock() - t0
 
         return timer
 
     return make
 
 
-def _list_floor(stack: ExitStack) -> Timer:
-    free = [Cheap() for _ in range(CAPACITY)]
+def _list_floor(clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        free = [Cheap() for _ in range(CAPACITY)]
 
-    def timer(loops: int) -> float:
-        pop = free.pop
-        append = free.append
-        t0 = time.perf_counter()
-        for _ in repeat(None, loops):
-            append(pop())
-        return time.perf_counter() - t0
+        def timer(loops: int) -> float:
+            pop = free.pop
+            append = free.append
+            t0 = clock()
+            for _ in repeat(None, loops):
+                append(pop())
+            return clock() - t0
 
-    return timer
+        return timer
+
+    return make
 
 
 class _TwoThreads:
@@ -179,7 +185,7 @@ PPOOL: Final = "PPool acquire+release"
 FLOOR: Final = "list.pop+list.append (floor)"
 
 
-def _groups() -> list[Group]:
+def _groups(clock: Clock) -> list[Group]:
     return [
         Group(
             "cheap",
@@ -187,13 +193,13 @@ def _groups() -> list[Group]:
             "cycle",
             FRESH,
             [
-                Contestant(FRESH, _fresh(Cheap)),
-                Contestant(POOL, _pool_cycle(Cheap)),
-                Contestant(WITH, _pool_with),
+                Contestant(FRESH, _fresh(Cheap, clock)),
+                Contestant(POOL, _pool_cycle(Cheap, clock)),
+                Contestant(WITH, _pool_with(clock)),
                 Contestant(THREADS, _pool_two_threads),
-                Contestant(PPOOL, _ppool(Cheap, Cheap.reset)),
+                Contestant(PPOOL, _ppool(Cheap, Cheap.reset, clock)),
                 Contestant("PPool, 2 threads sharing it", _ppool_two_threads),
-                Contestant(FLOOR, _list_floor),
+                Contestant(FLOOR, _list_floor(clock)),
             ],
             note="2-thread rows: wall time / operations of both threads (the GIL serialises them)",
         ),
@@ -203,9 +209,9 @@ def _groups() -> list[Group]:
             "cycle",
             "fresh ByteBuffer(64 KiB)",
             [
-                Contestant("fresh ByteBuffer(64 KiB)", _fresh(lambda: ByteBuffer(BIG))),
-                Contestant(POOL, _pool_cycle(lambda: ByteBuffer(BIG))),
-                Contestant(PPOOL, _ppool(lambda: ByteBuffer(BIG), ByteBuffer.reset)),
+                Contestant("fresh ByteBuffer(64 KiB)", _fresh(lambda: ByteBuffer(BIG), clock)),
+                Contestant(POOL, _pool_cycle(lambda: ByteBuffer(BIG), clock)),
+                Contestant(PPOOL, _ppool(lambda: ByteBuffer(BIG), ByteBuffer.reset, clock)),
             ],
         ),
         Group(
@@ -214,9 +220,9 @@ def _groups() -> list[Group]:
             "cycle",
             "fresh DictHolder()",
             [
-                Contestant("fresh DictHolder()", _fresh(DictHolder)),
-                Contestant(POOL, _pool_cycle(DictHolder)),
-                Contestant(PPOOL, _ppool(DictHolder, DictHolder.reset)),
+                Contestant("fresh DictHolder()", _fresh(DictHolder, clock)),
+                Contestant(POOL, _pool_cycle(DictHolder, clock)),
+                Contestant(PPOOL, _ppool(DictHolder, DictHolder.reset, clock)),
             ],
         ),
     ]
@@ -225,30 +231,36 @@ def _groups() -> list[Group]:
 def run(settings: Settings, progress: Progress) -> WorkloadResult:
     """Measure the three groups and summarise them against the targets."""
     result = WorkloadResult(NAME, TITLE)
-    for group in _groups():
+    for group in _groups(settings.clock):
         result.groups.append(run_group(group, settings, progress))
     cheap = result.group("cheap")
     cycle = cheap.row(POOL).median
     threads = cheap.row(THREADS).median
-    fresh = cheap.row(FRESH).median
-    verdict = "met" if cycle <= 300e-9 else "MISSED"
-    result.summary.append(
-        f"Pool cycle {format_time(cycle)} (target <= 300 ns: {verdict}); with-form "
-        f"{format_time(cheap.row(WITH).median)}; PPool {format_time(cheap.row(PPOOL).median)}; "
-        f"list floor {format_time(cheap.row(FLOOR).median)}; fresh cheap object {format_time(fresh)}."
-    )
     ratio = threads / cycle
     result.summary.append(
-        f"2 threads sharing one Pool: {format_time(threads)} per op = {ratio:.2f}x the single-thread "
-        f"cycle (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})."
+        f"Pool allocate+deallocate {format_time(cycle)} per cycle (target <= 300 ns: "
+        f"{'met' if cycle <= 300e-9 else 'MISSED'}); with-form {format_time(cheap.row(WITH).median)}; "
+        f"2 threads sharing one pool {format_time(threads)} per op = {ratio:.2f}x single-thread (target <= 1.5x: "
+        f"{'met' if ratio <= 1.5 else 'MISSED'}); unchecked PPool {format_time(cheap.row(PPOOL).median)}; "
+        f"list.pop+append floor {format_time(cheap.row(FLOOR).median)}."
     )
-    for key in ("bytebuffer", "dict"):
+    pays = []
+    for key, what in (("bytebuffer", "a ByteBuffer(64 KiB)"), ("dict", "an object holding a 100-entry dict")):
         measured = result.group(key)
         pooled = measured.row(POOL)
-        result.summary.append(
-            f"{measured.title}: pooled cycle {format_time(pooled.median)} vs {measured.baseline} "
-            f"{format_time(measured.row(measured.baseline).median)} ({speed_words(pooled.speedup)})."
+        pays.append(
+            f"{what} ({format_time(measured.row(measured.baseline).median)} fresh, "
+            f"{speed_words(pooled.speedup)} pooled)"
         )
+    fresh = cheap.row(FRESH).median
+    if fresh < cycle:
+        cheap_text = (
+            f"It does not pay for cheap ones: a fresh 2-slot object takes {format_time(fresh)}, "
+            f"{cycle / fresh:.2f}x less than a Pool cycle."
+        )
+    else:
+        cheap_text = f"Even a cheap 2-slot object is faster pooled ({format_time(fresh)} fresh)."
+    result.summary.append(f"Pooling pays for expensive objects: {' and '.join(pays)}. {cheap_text}")
     return result
 
 

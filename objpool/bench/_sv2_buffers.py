@@ -2,24 +2,23 @@
 
 Invariant: every contestant is driven through the `Buffer` protocol only, by the same writer
 functions, on the same prepared sequence of message sizes and source offsets; so a
-difference between two rows is the buffer's and nothing else. `BufferPool` and
-`PooledBuffer` are looked up when a workload runs, so the suite still runs (and says which
-one is missing) while either is absent.
+difference between two rows is the buffer's and nothing else.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ..sv2 import Buffer, BufferFromSystemMemory, Slice
+from .. import ByteBuffer, Pool
+from ..sv2 import Buffer, BufferFromSystemMemory, BufferPool, PooledBuffer, Slice
 from ._baselines import MaxEfficiency, PPoolBuffer
 
 __all__ = [
     "BASELINE",
+    "BROKEN",
     "CHUNK",
     "MAX_MSG",
     "MIN_MSG",
@@ -37,44 +36,23 @@ __all__ = [
 MIN_MSG: Final = 4385
 MAX_MSG: Final = 16384
 CHUNK: Final = 10
-POOL_BYTES: Final = 1 << 16  # BufferPool capacity and PooledBuffer block size, as upstream's bench
-POOLED_BLOCKS: Final = 8  # ByteBuffers in the PooledBuffer's Pool: BufferPool's slot count
+POOL_BYTES: Final = 1 << 16  # BufferPool capacity, as upstream's bench
+POOLED_BLOCKS: Final = 8  # blocks of MAX_MSG bytes in PooledBuffer's and PPool's pools: BufferPool's slot count
 BASELINE: Final = "BufferFromSystemMemory"
+BROKEN: Final = "MaxEfficiency (broken)"
 
 BufferMaker = Callable[[], Buffer]
 
 
-def _optional(module: str, name: str) -> Callable[..., Buffer] | None:
-    try:
-        found: Callable[..., Buffer] = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    return found
-
-
-def buffer_makers() -> tuple[dict[str, BufferMaker], list[str]]:
-    """The contestants by name (baseline first), and a note for each one that is missing."""
-    makers: dict[str, BufferMaker] = {BASELINE: BufferFromSystemMemory}
-    missing: list[str] = []
-    buffer_pool = _optional("objpool.sv2._buffer_pool", "BufferPool")
-    if buffer_pool is None:
-        missing.append("BufferPool is not available in this build (objpool.sv2._buffer_pool)")
-    else:
-        makers["BufferPool"] = lambda: buffer_pool(POOL_BYTES)
-    pooled = _optional("objpool.sv2._pooled_buffer", "PooledBuffer")
-    if pooled is None:
-        missing.append("PooledBuffer is not available in this build (objpool.sv2._pooled_buffer)")
-    else:
-        makers["PooledBuffer"] = lambda: _make_pooled(pooled)
-    makers["PPool"] = lambda: PPoolBuffer(MAX_MSG, POOLED_BLOCKS)
-    makers["MaxEfficiency (broken)"] = lambda: MaxEfficiency(1 << 20)
-    return makers, missing
-
-
-def _make_pooled(pooled_buffer: Callable[..., Buffer]) -> Buffer:
-    from .. import ByteBuffer, Pool
-
-    return pooled_buffer(Pool(lambda: ByteBuffer(MAX_MSG), POOLED_BLOCKS))
+def buffer_makers() -> dict[str, BufferMaker]:
+    """The contestants by name, baseline first."""
+    return {
+        BASELINE: BufferFromSystemMemory,
+        "BufferPool": lambda: BufferPool(POOL_BYTES),
+        "PooledBuffer": lambda: PooledBuffer(Pool(lambda: ByteBuffer(MAX_MSG), POOLED_BLOCKS)),
+        "PPool": lambda: PPoolBuffer(MAX_MSG, POOLED_BLOCKS),
+        BROKEN: lambda: MaxEfficiency(1 << 20),
+    }
 
 
 @dataclass(frozen=True)

@@ -139,8 +139,7 @@ def _contestant(
 def run(settings: Settings, progress: Progress) -> WorkloadResult:
     """Multi-thread 1 and 2, each with both writers, every available `Buffer`."""
     result = WorkloadResult(NAME, TITLE)
-    makers, missing = buffer_makers()
-    result.notes.extend(missing)
+    makers = buffer_makers()
     result.notes.append(
         f"workers hold each slice {settings.hold_s * 1000:g} ms; multi-thread 1 times the producer only "
         "(it never waits), multi-thread 2 waits for both slices of each iteration"
