@@ -14,6 +14,7 @@ concurrently, as in a proxy whose consumers take a while.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -35,6 +36,9 @@ from ._sv2_buffers import BASELINE, WRITERS, BufferMaker, Messages, Writer, buff
 from ._sv2_single import PLAN, sv2_summary
 
 __all__ = ["WORKLOAD"]
+
+# Buffers whose slices may come from pool memory or fall back to system memory.
+POOLED_KINDS: Final = ("BufferPool", "PooledBuffer", "PPool")
 
 ExitStack = contextlib.ExitStack[bool | None]
 
@@ -75,8 +79,10 @@ class _Holder:
 
 
 def _contestant(
-    make_buffer: BufferMaker, writer: Writer, messages: Messages, hold_s: float, wait: bool
+    make_buffer: BufferMaker, writer: Writer, messages: Messages, hold_s: float, wait: bool, tally: list[int]
 ) -> MakeTimer:
+    """`tally` accumulates [slices in pool memory, slices] over every sample."""
+
     def make(stack: ExitStack) -> Timer:
         buffer = make_buffer()
         acks: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -100,12 +106,14 @@ def _contestant(
 
         def producer(loops: int) -> float:
             i = 0
+            pooled = 0
             t0 = perf_counter()
             for _ in range(loops):
                 off, size = plan[i]
                 first = writer(buffer, source, off, size)
                 off, size = plan[i + 1]
                 second = writer(buffer, source, off, size)
+                pooled += first.from_pool + second.from_pool
                 deadline = perf_counter() + hold_s
                 to_first((deadline, first))
                 to_second((deadline, second))
@@ -113,23 +121,30 @@ def _contestant(
                 i = (i + 2) % n
             elapsed = perf_counter() - t0
             drain()
+            tally[0] += pooled
+            tally[1] += 2 * loops
             return elapsed
 
         def lockstep(loops: int) -> float:
             i = 0
+            pooled = 0
             t0 = perf_counter()
             for _ in range(loops):
                 off, size = plan[i]
                 first = writer(buffer, source, off, size)
                 off, size = plan[i + 1]
                 second = writer(buffer, source, off, size)
+                pooled += first.from_pool + second.from_pool
                 deadline = perf_counter() + hold_s
                 to_first((deadline, first))
                 to_second((deadline, second))
                 del first, second
                 drain()
                 i = (i + 2) % n
-            return perf_counter() - t0
+            elapsed = perf_counter() - t0
+            tally[0] += pooled
+            tally[1] += 2 * loops
+            return elapsed
 
         return lockstep if wait else producer
 
@@ -147,15 +162,22 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     messages = Messages.prepare(PLAN, "sv2-threads")
     for wait, kind in ((False, "multi-thread 1"), (True, "multi-thread 2")):
         for label, writer in WRITERS.items():
+            tallies = {name: [0, 0] for name in makers}
             contestants = [
-                Contestant(name, _contestant(maker, writer, messages, settings.hold_s, wait))
+                Contestant(name, _contestant(maker, writer, messages, settings.hold_s, wait, tallies[name]))
                 for name, maker in makers.items()
             ]
             group = Group(
                 f"{kind}/{label}", f"{kind}, {label}", "iteration", BASELINE, contestants,
                 max_loops=settings.sv2_max_loops,
             )
-            result.groups.append(run_group(group, settings, progress))
+            measured = run_group(group, settings, progress)
+            shares = ", ".join(
+                f"{name} {100 * pooled / total:.0f}%"
+                for name, (pooled, total) in tallies.items()
+                if name in POOLED_KINDS and total
+            )
+            result.groups.append(dataclasses.replace(measured, note=f"slices in pool memory: {shares}"))
     result.summary.extend(sv2_summary("Sv2", result.groups))
     return result
 
