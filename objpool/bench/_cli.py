@@ -4,7 +4,7 @@ Invariant: everything printed or written to `--json` comes from this one run; th
 is computed from the tables above it, never typed in.
 
     python -m objpool.bench --quick                 # under a minute on two cores
-    python -m objpool.bench                         # the full run, a few minutes
+    python -m objpool.bench                         # the full run, about a minute
     python -m objpool.bench --only pool-cycle --json results.json
 """
 

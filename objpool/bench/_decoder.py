@@ -63,7 +63,7 @@ class Stream:
     @classmethod
     def prepare(cls, total: int, seed: str) -> Stream:
         rng = random.Random(seed)
-        encoder = Encoder(_system())
+        encoder = Encoder(BufferFromSystemMemory())
         wire = bytearray()
         frames = 0
         lo, hi = math.log(MIN_PAYLOAD), math.log(MAX_PAYLOAD)
@@ -80,10 +80,6 @@ class Stream:
             chunks.append(data[pos:end])
             pos = end
         return cls(data, frames, chunks)
-
-
-def _system() -> BufferFromSystemMemory:
-    return BufferFromSystemMemory()
 
 
 def _feed(make_buffer: BufferMaker, stream: Stream, clock: Clock) -> MakeTimer:

@@ -102,7 +102,7 @@ class Settings:
 
     @classmethod
     def full(cls) -> Settings:
-        """A few minutes: more and longer samples."""
+        """About a minute on two cores: more and longer samples."""
         return cls("full", repeats=15, sample_s=0.05)
 
     @classmethod
