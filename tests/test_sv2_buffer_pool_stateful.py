@@ -26,9 +26,14 @@ class BufferPoolMachine(RuleBasedStateMachine):
         super().__init__()
         self.twin = Twin(40)
 
-    @initialize(capacity=st.sampled_from([40, 40, 40, 64, 24, 16, 8, 0, 100, 512, 13, 57]))
-    def make_pool(self, capacity: int) -> None:
+    @initialize(
+        capacity=st.sampled_from([40, 40, 40, 64, 24, 16, 8, 0, 100, 512, 13, 57]),
+        prefill=st.booleans(),
+    )
+    def make_pool(self, capacity: int, prefill: bool) -> None:
         self.twin = Twin(capacity)
+        if prefill:  # start from a full back run, where FRONT and tail clears begin
+            self.fill_every_slot()
 
     def has_live(self) -> bool:
         return bool(self.twin.live)
@@ -44,6 +49,13 @@ class BufferPoolMachine(RuleBasedStateMachine):
     @rule(ns=st.lists(sizes, min_size=1, max_size=9))
     def write_burst(self, ns: list[int]) -> None:
         for n in ns:
+            self.twin.write(n)
+
+    @rule()
+    def fill_every_slot(self) -> None:
+        """Equal messages until the back run is full: the gate to FRONT and tail clears."""
+        n = max(1, self.twin.pool.capacity // 8)
+        for _ in range(8):
             self.twin.write(n)
 
     @rule(header=st.integers(1, 6), payload=st.integers(1, 6) | st.integers(1, 40))
@@ -79,6 +91,12 @@ class BufferPoolMachine(RuleBasedStateMachine):
                 if s.index == slot:
                     self.twin.release(i)
                     break
+
+    @precondition(has_live)
+    @rule(k=st.integers(1, 7), head=st.booleans())
+    def release_head_or_tail_run(self, k: int, head: bool) -> None:
+        """Free slots 1..k (opens FRONT) or the last k slots (a tail clear)."""
+        self.release_slots(list(range(1, k + 1)) if head else list(range(9 - k, 9)))
 
     @precondition(has_live)
     @rule(i=st.integers(0, 1000))
