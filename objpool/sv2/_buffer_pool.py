@@ -98,7 +98,7 @@ class BufferPool(Buffer):
         "_next_front_capacity",
         "_on_release",
         "_pristine",
-        "_raw_len",
+        "_raw_end",
         "_raw_offset",
         "_released",
         "_slot_len",
@@ -117,9 +117,10 @@ class BufferPool(Buffer):
         """
         self._capacity = check_capacity(capacity)
         self._mv = memoryview(bytearray(self._capacity))
-        # InnerMemory: the pending region and where each slot's slice lives.
+        # InnerMemory: the pending region [_raw_offset, _raw_end) (upstream keeps raw_len;
+        # the end is what the hot path needs) and where each slot's slice lives.
         self._raw_offset = 0
-        self._raw_len = 0
+        self._raw_end = 0
         self._slot_off = [0] * POOL_CAPACITY
         self._slot_len = [0] * POOL_CAPACITY
         self._ilen = 0  # slot entries used in this run; the next index is _ilen + 1
@@ -202,7 +203,7 @@ class BufferPool(Buffer):
     def __len__(self) -> int:
         if self._mode is _ALLOC:
             return len(self._sys)
-        return self._raw_len
+        return self._raw_end - self._raw_offset
 
     def __repr__(self) -> str:
         bits = self.slot_bits
@@ -237,17 +238,19 @@ class BufferPool(Buffer):
                 self._bits = bits
             # B3: reset whenever nothing is alive (upstream also wants PoolBack.len != 0).
             if not self._bits:
-                if self._mode is _BACK and not self._raw_len:  # _reset() + _sync(), inlined
-                    self._ilen = self._raw_offset = self._back_start = self._back_len = 0
+                if self._mode is _BACK and self._raw_end == self._raw_offset:
+                    # _reset() + _sync(), inlined for the common case: nothing pending
+                    self._ilen = self._raw_offset = self._raw_end = 0
+                    self._back_start = self._back_len = 0
                     self._limit = self._capacity
                     self._pristine = True
                 else:
                     self._reset()
                     self._sync()
-        off = self._raw_offset + self._raw_len
+        off = self._raw_end
         end = off + n
         if end <= self._limit:  # fast path: PoolBack::get_writable's first branch
-            self._raw_len += n
+            self._raw_end = end
             borrow = self._borrow = self._mv[off:end]
             return borrow
         if self._released:
@@ -268,7 +271,8 @@ class BufferPool(Buffer):
         if mode is _ALLOC:
             return self._sys.get_data_owned()
         off = self._raw_offset
-        n = self._raw_len
+        end = self._raw_end
+        n = end - off
         if n:
             ilen = self._ilen
             self._slot_off[ilen] = off  # IndexError past 8: upstream panics the same way
@@ -280,9 +284,7 @@ class BufferPool(Buffer):
             if bits & mask:
                 raise RuntimeError(f"objpool bug: slot {ilen} handed out while alive")
             self._bits = bits | mask
-            end = off + n
             self._raw_offset = end
-            self._raw_len = 0
             self._pristine = False
             s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
@@ -307,7 +309,7 @@ class BufferPool(Buffer):
             borrow = self._sys.get_data_by_ref(n)
         else:
             off = self._raw_offset
-            borrow = self._mv[off : off + min(n, self._raw_len)]
+            borrow = self._mv[off : off + min(n, self._raw_end - off)]
         self._borrow = borrow
         return borrow
 
@@ -319,25 +321,26 @@ class BufferPool(Buffer):
         return self._slot_off[length - 1] + self._slot_len[length - 1]
 
     def _move_raw_at_offset(self, offset: int) -> None:
-        n = self._raw_len
+        src = self._raw_offset
+        n = self._raw_end - src
         if n:
-            src = self._raw_offset
             self._mv[offset : offset + n] = self._mv[src : src + n]
         self._raw_offset = offset
+        self._raw_end = offset + n
 
     def _reset_raw(self) -> None:
-        self._raw_len = 0
         self._raw_offset = 0
+        self._raw_end = 0
 
     def _reserve(self, n: int) -> int:
-        off = self._raw_offset + self._raw_len
-        self._raw_len += n
+        off = self._raw_end
+        self._raw_end = off + n
         return off
 
     def _copy_into_system_memory(self) -> None:
-        n = self._raw_len
         off = self._raw_offset
-        self._sys.get_writable(n)[:] = self._mv[off : off + n]
+        end = self._raw_end
+        self._sys.get_writable(end - off)[:] = self._mv[off:end]
 
     def _front_end(self, ss: int, back_start: int) -> int:
         """End of the highest live front slot, or 0 (the B2 fix's lower bound)."""
@@ -354,7 +357,7 @@ class BufferPool(Buffer):
         front_end = self._front_end(ss, self._back_start)
         if front_end > raw_offset:  # B2: upstream would resume inside a live front slice
             raw_offset = front_end
-        if raw_offset + self._raw_len + n <= self._capacity:
+        if raw_offset + (self._raw_end - self._raw_offset) + n <= self._capacity:
             self._ilen = slot_len
             self._move_raw_at_offset(raw_offset)
             return True
@@ -393,7 +396,7 @@ class BufferPool(Buffer):
         """
         back_start = _LZ[ss]
         self._back_start = back_start
-        if back_start >= 1 and self._raw_len < self._slot_off[back_start]:
+        if back_start >= 1 and self._raw_end - self._raw_offset < self._slot_off[back_start]:
             if back_start >= self._back_len:
                 self._back_len = 0
             else:
@@ -409,7 +412,7 @@ class BufferPool(Buffer):
 
     def _back_get_writable(self, n: int, ss: int) -> int:
         if (
-            self._raw_offset + self._raw_len + n <= self._capacity
+            self._raw_end + n <= self._capacity
             and self._back_len + self._back_start < POOL_CAPACITY
         ):
             return self._reserve(n)
@@ -419,7 +422,7 @@ class BufferPool(Buffer):
         if result != _OK:
             return result
         if (
-            self._raw_offset + self._raw_len + n <= self._capacity
+            self._raw_end + n <= self._capacity
             and self._back_len < POOL_CAPACITY
         ):
             return self._reserve(n)
@@ -441,13 +444,13 @@ class BufferPool(Buffer):
         return True
 
     def _front_get_writable(self, n: int, ss: int) -> int:
-        fits = self._raw_offset + self._raw_len + n <= self._f_capacity
+        fits = self._raw_end + n <= self._f_capacity
         if self._f_len < self._f_back_start and fits:
             return self._reserve(n)
         if (
             self._f_len > 0
             and self._front_try_clear_tail(ss)
-            and self._raw_offset + self._raw_len + n <= self._f_capacity
+            and self._raw_end + n <= self._f_capacity
         ):
             return self._reserve(n)
         return _TO_BACK
@@ -470,7 +473,7 @@ class BufferPool(Buffer):
             self._mv[0:pending] = self._sys.get_data_by_ref(pending)
             self._sys.get_data_owned().release()
             self._raw_offset = 0
-            self._raw_len = pending
+            self._raw_end = pending
         else:
             self._reset_raw()
             self._slot_off = [0] * POOL_CAPACITY
