@@ -210,6 +210,21 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
                 part += f" [target >= 15x: {'met' if row.speedup >= 15 else 'MISSED'}]"
             parts.append(part)
         result.summary.append(f"Byte buffers from {source}, {where}: pooled vs fresh bytearray fill: " + "; ".join(parts) + ".")
+    losses: dict[int, list[float]] = {}
+    for group in result.groups:
+        size = int(group.key.rsplit("/", 1)[1])
+        losses.setdefault(size, []).append(group.row(POOLED).speedup)
+    slower = [
+        f"{_size_name(size)} ({1 / max(speedups):.2f}-{1 / min(speedups):.2f}x slower)"
+        for size, speedups in sorted(losses.items())
+        if max(speedups) < 1
+    ]
+    if slower:
+        result.summary.append(
+            "A pooled ByteBuffer does not pay where a fresh bytearray is cheap: "
+            + ", ".join(slower)
+            + " in every setup above (a Pool cycle plus ByteBuffer bookkeeping costs more than malloc + memset)."
+        )
     return result
 
 
