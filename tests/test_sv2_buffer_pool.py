@@ -601,3 +601,27 @@ def test_timing_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(result, dict)
     assert set(result) == {"BufferFromSystemMemory", "BufferPool", "PooledBuffer"}
     assert "x baseline" in capsys.readouterr().out
+
+
+def test_static_types() -> None:
+    """mypy pins these; at runtime they show every buffer satisfies the `Buffer` protocol."""
+    from typing import assert_type
+
+    from objpool import ByteBuffer, Pool
+    from objpool.sv2 import Buffer, BufferFromSystemMemory, PooledBuffer
+
+    buffers: list[Buffer] = [
+        BufferPool(16),
+        BufferFromSystemMemory(),
+        PooledBuffer(Pool(lambda: ByteBuffer(16), 1)),
+    ]
+    for buf in buffers:
+        assert_type(buf.get_writable(2), memoryview)[:] = b"ok"
+        assert_type(buf.get_data_by_ref(2), memoryview)
+        with assert_type(buf.get_data_owned(), Slice) as s:
+            assert_type(s.index, int | None)
+            assert_type(s.view, memoryview)
+            assert bytes(s) == b"ok"
+    pool = BufferPool(16)
+    assert_type(pool.mode, PoolMode)
+    assert_type(pool.slot_bits, int)
