@@ -132,7 +132,8 @@ class BufferPoolMachine(RuleBasedStateMachine):
             s.release()
 
 
+# Example counts follow the Hypothesis profile from conftest.py (100 by default).
 BufferPoolMachine.TestCase.settings = settings(
-    max_examples=120, stateful_step_count=80, deadline=None
+    max_examples=settings().max_examples * 6 // 5, stateful_step_count=80, deadline=None
 )
 TestBufferPool = BufferPoolMachine.TestCase

@@ -232,7 +232,8 @@ class PooledBufferMachine(RuleBasedStateMachine):
             s.release()
 
 
+# Example counts follow the Hypothesis profile from conftest.py (100 by default).
 PooledBufferMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=50, deadline=None
+    max_examples=settings().max_examples * 3 // 5, stateful_step_count=50, deadline=None
 )
 TestPooledBuffer = PooledBufferMachine.TestCase
