@@ -625,3 +625,53 @@ def test_static_types() -> None:
     pool = BufferPool(16)
     assert_type(pool.mode, PoolMode)
     assert_type(pool.slot_bits, int)
+
+
+# ---- upstream's own unit tests (src/test.rs), as far as they are observable here ------------
+
+
+def test_upstream_it_drop_never_uses_system_memory() -> None:
+    d = Driver()
+    for _ in range(100):
+        s = d.w()
+        assert s.from_pool
+        s.release()
+
+
+def test_upstream_alloc_more_than_pool_capacity() -> None:
+    d = Driver()
+    held = d.ws(18)
+    assert [s.from_pool for s in held] == [True] * 8 + [False] * 10
+    assert d.intact(held)
+
+
+def test_upstream_alloc_more_than_byte_capacity() -> None:
+    d = Driver(1)
+    held = d.ws(18)
+    assert not any(s.from_pool for s in held)
+    assert d.intact(held)
+
+
+def test_upstream_back_front_alloc() -> None:
+    d = Driver()
+    held = d.ws(8)
+    for s in held[:3]:
+        s.release()
+    front = d.ws(3)
+    assert d.pool.is_front_mode()
+    for s in held[5:]:
+        s.release()
+    more = d.ws(3)
+    more += d.ws(30)
+    assert not d.pool.is_front_mode()
+    assert d.intact(held[3:5] + front + more)
+
+
+def test_upstream_basic_example() -> None:
+    pool = BufferPool(32)
+    pool.write(b"Ciao, mundo!")
+    assert len(pool) == 12
+    assert bytes(pool.get_data_by_ref(12)) == b"Ciao, mundo!"
+    assert len(pool) == 12
+    s = pool.get_data_owned()
+    assert (len(pool), bytes(s)) == (0, b"Ciao, mundo!")
