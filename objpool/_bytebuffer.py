@@ -172,15 +172,17 @@ class ByteBuffer:
             BlockingIOError: a non-blocking source had no data (`readinto` gave None).
             TypeError: `source` has neither `readinto()` nor `recv_into()`.
         """
-        if self._len == len(self._data):
+        start = self._len
+        if start == len(self._data):
             raise BufferFullError(f"cannot read: {self!r} is full")
-        with self._base[self._len :] as target:
-            if hasattr(source, "readinto"):
-                n = source.readinto(target)
-            elif hasattr(source, "recv_into"):
-                n = source.recv_into(target)
-            else:
-                raise TypeError(f"source must have readinto() or recv_into(), got {type(source).__name__}")
+        read = getattr(source, "readinto", None) or getattr(source, "recv_into", None)
+        if read is None:
+            raise TypeError(f"source must have readinto() or recv_into(), got {type(source).__name__}")
+        target = self._base[start:]
+        try:
+            n: int | None = read(target)
+        finally:
+            target.release()  # the source must not keep writing into our memory
         if n is None:
             raise BlockingIOError(f"{source!r} has no data to read now")
         self._len += n
