@@ -675,3 +675,38 @@ def test_upstream_basic_example() -> None:
     assert len(pool) == 12
     s = pool.get_data_owned()
     assert (len(pool), bytes(s)) == (0, b"Ciao, mundo!")
+
+
+def test_release_between_fill_and_take_is_seen_by_take() -> None:
+    d = Driver()
+    old = d.w()
+    d.pool.get_writable(3)[:] = b"new"
+    old.release()  # after get_writable's snapshot, before get_data_owned
+    s = d.pool.get_data_owned()
+    assert (where(s), d.pool.slot_bits) == (2, 0x40)
+
+
+def test_slot_handed_out_while_alive_is_refused() -> None:
+    """A guard that the fixed algorithm never trips: it refuses to share live memory."""
+    pool = BufferPool(40)
+    pool.write(b"abc")
+    pool._bits = 0x80  # pretend slot 1 is alive (corrupt the private map on purpose)
+    with pytest.raises(RuntimeError, match=r"^objpool bug: slot 1 handed out while alive$"):
+        pool.get_data_owned()
+
+
+def test_collected_slice_with_a_live_export_keeps_its_slot() -> None:
+    """Bytes still exported elsewhere are never handed to a new owner."""
+    import pickle
+
+    pool = BufferPool(40)
+    pool.write(b"keep")
+    s = pool.get_data_owned()
+    exported = pickle.PickleBuffer(s.view)  # holds a buffer export of the view itself
+    del s
+    gc.collect()
+    assert pool.slot_bits == 0x80
+    pool.write(b"next")
+    t = pool.get_data_owned()
+    assert (t.index, bytes(exported.raw())) == (2, b"keep")
+    exported.release()

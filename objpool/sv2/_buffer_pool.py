@@ -253,8 +253,7 @@ class BufferPool(Buffer):
             self._raw_end = end
             borrow = self._borrow = self._mv[off:end]
             return borrow
-        if self._released:
-            self._drain()
+        # The map is current: drained above, or pristine (nothing alive, nothing to drain).
         borrow = self._borrow = self._get_writable_(n, self._bits, False)
         self._sync()
         return borrow
@@ -378,6 +377,8 @@ class BufferPool(Buffer):
             return False
         back_start = self._back_start
         element_in_back = POOL_CAPACITY - back_start
+        # This arm and the next are upstream's; every caller checks _tail_is_clearable
+        # first, which (with the B3 fix) rules both out. Kept so the port stays literal.
         if element_in_back == 0:
             return False
         element_to_drop = min(element_in_back, _TZ[ss])

@@ -33,8 +33,10 @@ class Slice:
 
     `release()` hands the memory back; it is idempotent, so `with buffer.get_data_owned() as s:`
     and an explicit `release()` combine freely, and garbage collection releases a forgotten
-    slice (Rust's `Drop`). A slice cannot be copied or pickled: a copy could release the same
-    memory twice (upstream's `Clone` does exactly that).
+    slice (Rust's `Drop`); if a buffer export of `view` (a `pickle.PickleBuffer`, a C
+    extension's) outlives the collected slice, the memory stays reserved instead, so no new
+    owner gets bytes still in use. A slice cannot be copied or pickled: a copy could release
+    the same memory twice (upstream's `Clone` does exactly that).
 
     Thread rules: a slice may be handed to another thread and released there; two threads
     calling `release()` at once run the release callback exactly once.
