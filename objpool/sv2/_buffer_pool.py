@@ -247,6 +247,11 @@ class BufferPool(Buffer):
                 else:
                     self._reset()
                     self._sync()
+        if self._mode is _ALLOC and self._sys._len:
+            # Mid-message in system memory: upstream's get_writable_from_system_memory keeps
+            # writing there, and _sync() would change nothing. 550 -> 320 ns per 10-byte chunk.
+            borrow = self._borrow = self._sys.get_writable(n)
+            return borrow
         off = self._raw_end
         end = off + n
         if end <= self._limit:  # fast path: PoolBack::get_writable's first branch
