@@ -14,24 +14,16 @@ from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     Buffer,
     BufferFromSystemMemory,
-    BufferPool,
     PooledBuffer,
     Decoder,
     Frame,
     Sv2Protocol,
 )
+from sv2_buffers import BUFFERS
 
 # Example counts follow the Hypothesis profile from conftest.py (100 by default).
 SCALE: int = settings().max_examples
 
-BUFFERS: dict[str, Callable[[], Buffer]] = {
-    "system": BufferFromSystemMemory,
-    "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
-    "pool": lambda: BufferPool(1 << 16),
-    # Small ByteBuffers and a small pool: big frames and busy pools fall back to system memory.
-    "pooled-small": lambda: PooledBuffer(Pool(lambda: ByteBuffer(64), 2)),
-    "pooled": lambda: PooledBuffer(Pool(lambda: ByteBuffer(1 << 17), 16)),
-}
 
 Spec = tuple[int, bytes]  # msg_type, payload
 

@@ -9,33 +9,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from objpool import ByteBuffer, FrameError, Pool
+from objpool import FrameError
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     HEADER_LEN,
     Buffer,
     BufferFromSystemMemory,
-    BufferPool,
-    PooledBuffer,
     Decoder,
     Encoder,
     Frame,
     MissingBytes,
     Slice,
 )
+from sv2_buffers import BUFFERS
 
 # Example counts follow the Hypothesis profile from conftest.py (100 by default).
 SCALE: int = settings().max_examples
 
-# Every Buffer implementation the decoder must work over.
-BUFFERS: dict[str, Callable[[], Buffer]] = {
-    "system": BufferFromSystemMemory,
-    "pool-small": lambda: BufferPool(64),  # falls back to system memory for most frames
-    "pool": lambda: BufferPool(1 << 16),
-    # Small ByteBuffers and a small pool: big frames and busy pools fall back to system memory.
-    "pooled-small": lambda: PooledBuffer(Pool(lambda: ByteBuffer(64), 2)),
-    "pooled": lambda: PooledBuffer(Pool(lambda: ByteBuffer(1 << 17), 16)),
-}
 
 
 class SpyBuffer(Buffer):

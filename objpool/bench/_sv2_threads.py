@@ -104,7 +104,7 @@ def _contestant(
             get_ack()
             get_ack()
 
-        def producer(loops: int) -> float:
+        def timed(loops: int) -> float:
             i = 0
             pooled = 0
             t0 = perf_counter()
@@ -118,35 +118,17 @@ def _contestant(
                 to_first((deadline, first))
                 to_second((deadline, second))
                 del first, second
+                if wait:  # multi-thread 2: both slices are dropped before the next iteration
+                    drain()
                 i = (i + 2) % n
             elapsed = perf_counter() - t0
-            drain()
-            tally[0] += pooled
-            tally[1] += 2 * loops
-            return elapsed
-
-        def lockstep(loops: int) -> float:
-            i = 0
-            pooled = 0
-            t0 = perf_counter()
-            for _ in range(loops):
-                off, size = plan[i]
-                first = writer(buffer, source, off, size)
-                off, size = plan[i + 1]
-                second = writer(buffer, source, off, size)
-                pooled += first.from_pool + second.from_pool
-                deadline = perf_counter() + hold_s
-                to_first((deadline, first))
-                to_second((deadline, second))
-                del first, second
+            if not wait:  # multi-thread 1 times the producer only: settle outside the clock
                 drain()
-                i = (i + 2) % n
-            elapsed = perf_counter() - t0
             tally[0] += pooled
             tally[1] += 2 * loops
             return elapsed
 
-        return lockstep if wait else producer
+        return timed
 
     return make
 
