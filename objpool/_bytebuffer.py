@@ -39,6 +39,18 @@ def _check_size(name: str, n: object) -> int:
     return n
 
 
+def as_byte_view(data: Buffer) -> memoryview:
+    """`data` as a flat view of unsigned bytes (an `array('H')`, a 2-D view...), not copied.
+
+    Raises:
+        TypeError: `data` has no buffer interface, or is not contiguous.
+    """
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
 def _is_live(view: memoryview) -> bool:
     try:
         view.nbytes  # any access to a released view raises ValueError
@@ -114,12 +126,12 @@ class ByteBuffer:
         Raises:
             BufferFullError: `data` does not fit in `free`; nothing was written.
         """
-        with memoryview(data) as src:
+        with as_byte_view(data) as src:
             n = src.nbytes
             start = self._len
             if n > len(self._data) - start:
                 raise BufferFullError(f"cannot write {n} bytes: {self!r} has {self.free} free")
-            self._base[start : start + n] = src if src.format == "B" and src.ndim == 1 else src.cast("B")
+            self._base[start : start + n] = src
         self._len = start + n
         if self._len > self._dirty:
             self._dirty = self._len

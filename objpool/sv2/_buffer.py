@@ -13,6 +13,7 @@ from typing import Final, Protocol
 # PEP 688's byte-input type, under another name: this module defines the Sv2 `Buffer`.
 from typing_extensions import Buffer as ReadableBuffer
 
+from .._bytebuffer import as_byte_view
 from ._slice import Slice
 
 __all__ = ["MAX_SIZE", "Buffer", "BufferFromSystemMemory", "check_capacity", "check_size"]
@@ -41,13 +42,6 @@ def check_size(n: object, name: str = "n") -> int:
 def check_capacity(capacity: object) -> int:
     """`check_size` for constructor capacities."""
     return check_size(capacity, "capacity")
-
-
-def _byte_view(data: ReadableBuffer) -> memoryview:
-    src = memoryview(data)
-    if src.format != "B" or src.ndim != 1:
-        src = src.cast("B")  # TypeError for non-contiguous data, before anything changes
-    return src
 
 
 class Buffer(Protocol):
@@ -113,7 +107,7 @@ class Buffer(Protocol):
         Raises:
             TypeError: `data` is not a contiguous bytes-like object; nothing changed.
         """
-        src = _byte_view(data)
+        src = as_byte_view(data)  # TypeError for non-contiguous data, before anything changes
         n = src.nbytes
         self.get_writable(n)[:] = src
         return n

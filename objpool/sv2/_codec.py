@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
+from .._bytebuffer import as_byte_view
 from .._errors import FrameError
 from ._framing import (
     _HEADER,
@@ -53,13 +54,6 @@ class MissingBytes:
 
     def __repr__(self) -> str:
         return f"MissingBytes({self.count})"
-
-
-def _as_bytes_view(data: BytesLike) -> memoryview:
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")  # raises TypeError for non-contiguous input, which we cannot copy fast
-    return view
 
 
 @final
@@ -334,7 +328,7 @@ class Decoder:
         if self._error is not None:
             self._raise()
         frames: list[Frame] = []
-        src = _as_bytes_view(data)
+        src = as_byte_view(data)
         pos = 0
         end = len(src)
         buffer = self._buffer
@@ -439,7 +433,7 @@ class Encoder:
         """
         _check_range("msg_type", msg_type, 0xFF)
         _check_range("extension_type", extension_type, MAX_EXTENSION_TYPE)
-        src = _as_bytes_view(payload)
+        src = as_byte_view(payload)
         length = len(src)
         if length > MAX_MSG_LENGTH:
             raise ValueError(f"payload length must be <= {MAX_MSG_LENGTH}, got {length}")
