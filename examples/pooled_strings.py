@@ -39,7 +39,7 @@ class TextBuilder:
     def __init__(self, capacity: int = 16) -> None:
         """Start with `capacity` bytes; `write()` doubles it whenever a piece does not fit."""
         if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+            raise ValueError(f"capacity must be >= 1, got {type(capacity).__name__} {capacity!r}")
         self._buf = bytearray(capacity)
         self._len = 0
         self.growths = 0  # how many times the buffer grew: the reallocations pooling avoids

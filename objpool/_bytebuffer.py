@@ -15,6 +15,8 @@ from typing import NoReturn, Protocol
 from typing_extensions import Buffer
 
 from ._errors import BufferFullError
+from ._validate import as_byte_view, check_int, reject
+from ._views import remember
 
 __all__ = ["ByteBuffer", "SupportsReadinto", "SupportsRecvInto"]
 
@@ -31,34 +33,6 @@ class SupportsRecvInto(Protocol):
     def recv_into(self, buffer: memoryview, /) -> int: ...
 
 
-def _check_size(name: str, n: object) -> int:
-    if not isinstance(n, int) or isinstance(n, bool):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
-    if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
-    return n
-
-
-def as_byte_view(data: Buffer) -> memoryview:
-    """`data` as a flat view of unsigned bytes (an `array('H')`, a 2-D view...), not copied.
-
-    Raises:
-        TypeError: `data` has no buffer interface, or is not contiguous.
-    """
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
-def _is_live(view: memoryview) -> bool:
-    try:
-        view.nbytes  # any access to a released view raises ValueError
-    except ValueError:
-        return False
-    return True
-
-
 class ByteBuffer:
     """Bytes whose memory survives `reset()`: the byte-buffer `Reset` implementation.
 
@@ -72,7 +46,7 @@ class ByteBuffer:
     of the memory that `reset()` cannot reach: drop it before you release the buffer.
     """
 
-    __slots__ = ("_base", "_compact_at", "_data", "_dirty", "_len", "_views", "_zero")
+    __slots__ = ("_base", "_data", "_dirty", "_len", "_views", "_zero")
 
     def __init__(self, capacity: int, *, zero_on_reset: bool = False) -> None:
         """Allocate `capacity` bytes once.
@@ -84,14 +58,13 @@ class ByteBuffer:
             TypeError: `capacity` is not an int.
             ValueError: `capacity < 0`.
         """
-        _check_size("capacity", capacity)
+        check_int("capacity", capacity)
         self._data = bytearray(capacity)
         self._base = memoryview(self._data)  # never handed out; handed views are slices
         self._len = 0
         self._zero = bool(zero_on_reset)
         self._dirty = 0  # bytes from offset 0 that a user may have written
         self._views: list[memoryview] = []
-        self._compact_at = 32
 
     @property
     def capacity(self) -> int:
@@ -113,18 +86,14 @@ class ByteBuffer:
         return self._len
 
     def _track(self, view: memoryview) -> memoryview:
-        views = self._views
-        if len(views) >= self._compact_at:  # forget views their users already released
-            views[:] = [v for v in views if _is_live(v)]
-            self._compact_at = max(32, 2 * len(views))
-        views.append(view)
-        return view
+        return remember(self._views, view)
 
     def write(self, data: Buffer) -> int:
-        """Append `data` and return its length in bytes.
+        """Append `data` (any bytes-like object) and return its length in bytes.
 
         Raises:
             BufferFullError: `data` does not fit in `free`; nothing was written.
+            TypeError: `data` does not support the buffer protocol; nothing was written.
         """
         with as_byte_view(data) as src:
             n = src.nbytes
@@ -147,7 +116,7 @@ class ByteBuffer:
             BufferFullError: `n > free`; nothing changed.
             TypeError, ValueError: `n` is not an int >= 0.
         """
-        _check_size("n", n)
+        check_int("n", n)
         start = self._len
         end = start + n
         if end > len(self._data):
@@ -169,10 +138,12 @@ class ByteBuffer:
             BufferFullError: `n > free`; nothing changed.
             TypeError, ValueError: `n` is not an int >= 0.
         """
-        _check_size("n", n)
+        check_int("n", n)
         if n > len(self._data) - self._len:
             raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
         self._len += n
+        if self._len > self._dirty:  # committed bytes are writable through view()
+            self._dirty = self._len
 
     def readinto(self, source: SupportsReadinto | SupportsRecvInto) -> int:
         """Read once from a binary file or a socket into the free space.
@@ -182,24 +153,33 @@ class ByteBuffer:
         Raises:
             BufferFullError: there is no free space to read into.
             BlockingIOError: a non-blocking source had no data (`readinto` gave None).
-            TypeError: `source` has neither `readinto()` nor `recv_into()`.
+            TypeError: `source` has neither `readinto()` nor `recv_into()`, or returned a
+                count that is not an int; the length is unchanged.
+            OSError: `source` returned a count outside `0..free` (as `io.BufferedReader`
+                reports a broken raw stream); the length is unchanged.
         """
         start = self._len
-        if start == len(self._data):
+        space = len(self._data) - start
+        if not space:
             raise BufferFullError(f"cannot read: {self!r} is full")
         read = getattr(source, "readinto", None) or getattr(source, "recv_into", None)
         if read is None:
-            raise TypeError(f"source must have readinto() or recv_into(), got {type(source).__name__}")
+            reject(TypeError, "source", "a binary file or a socket (readinto() or recv_into())", source)
+        self._dirty = len(self._data)  # the source may write anywhere in the space it is given
         target = self._base[start:]
         try:
-            n: int | None = read(target)
+            n: object = read(target)
         finally:
             target.release()  # the source must not keep writing into our memory
         if n is None:
             raise BlockingIOError(f"{source!r} has no data to read now")
-        self._len += n
-        if self._len > self._dirty:
-            self._dirty = self._len
+        if n.__class__ is not int:
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TypeError(f"{source!r} returned {type(n).__name__} {n!r} from readinto(), not an int")
+            n = int(n)
+        if not 0 <= n <= space:
+            raise OSError(f"{source!r} returned {n} from readinto(), outside 0..{space} (the space it was given)")
+        self._len = start + n
         return n
 
     def view(self) -> memoryview:
@@ -216,7 +196,6 @@ class ByteBuffer:
                 except BufferError:  # someone exported this very view: it stays, as documented
                     pass
             views.clear()
-            self._compact_at = 32
         if self._zero and self._dirty:
             self._base[: self._dirty] = bytes(self._dirty)
         self._dirty = 0

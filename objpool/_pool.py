@@ -8,19 +8,27 @@ Thread safety without a lock on the hot path: CPython's `list.pop()` and `list.a
 are atomic, so `allocate()` pops an index and `deallocate()` wins a handle by popping its
 claim list; of two threads releasing one handle, exactly one gets the index. A slot's
 counters are written only by the thread that holds the slot at that moment, so they
-need no lock either. Rare paths (exhaustion, leaks, failed resets, snapshots) take `_lock`.
+need no lock either.
+
+No user code (a factory, a reset, the finaliser of an object the pool drops, a warnings
+filter) ever runs while `_lock` is held: the lock guards only `+=` on the rare-path counters,
+statements that allocate nothing the garbage collector tracks and call nothing, so neither a
+finaliser nor a reentrant call into the pool can run inside it. Slots in transit (popped
+from `_leaked`, or won from a handle whose reset failed) are owned by the one thread
+rebuilding them, outside the lock.
 """
 
 from __future__ import annotations
 
 import threading
 import tracemalloc
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from ._validate import check_callable, check_int, check_optional_str
+from ._warn import warn_user
 
 __all__ = ["OwnedRef", "Pool", "PoolStats", "Reset"]
 
@@ -246,10 +254,9 @@ class Pool(Generic[T]):
                 the objects have no `reset()` and no `reset=` was given.
             ValueError: `capacity < 1`, or `factory()` returned one object twice.
         """
-        if not callable(factory):
-            raise TypeError(f"factory must be callable, got {factory!r}")
-        _check_capacity(capacity)
-        _check_name(name)
+        check_callable("factory", factory)
+        check_int("capacity", capacity, 1)
+        check_optional_str("name", name)
         self._setup([factory() for _ in range(capacity)], factory, reset, name, "factory()")
 
     @overload
@@ -277,7 +284,7 @@ class Pool(Generic[T]):
             TypeError: as for `Pool(...)`.
             ValueError: `items` is empty or holds one object twice.
         """
-        _check_name(name)
+        check_optional_str("name", name)
         objects = list(items)
         if not objects:
             raise ValueError("items must hold at least one object, got none")
@@ -306,10 +313,9 @@ class Pool(Generic[T]):
                         "pass reset=... to say how to clean one"
                     )
             self._reset = _reset_method(objects)
-        elif callable(reset):
-            self._reset = reset
         else:
-            raise TypeError(f"reset must be callable, got {reset!r}")
+            check_callable("reset", reset)
+            self._reset = reset
         self._user_reset = reset
         self._items = objects
         self._name = name
@@ -388,7 +394,7 @@ class Pool(Generic[T]):
         except BaseException:
             with self._lock:
                 self._reset_failures += 1
-                self._refill_locked(index)
+            self._rebuild(index)
             raise
         self._free.append(index)
 
@@ -396,18 +402,19 @@ class Pool(Generic[T]):
 
     def _allocate_slow(self) -> int:
         """The free stack was empty: take back leaked slots, or report exhaustion."""
-        with self._lock:
-            self._drain_leaks_locked()
-            try:
-                return self._free.pop()
-            except IndexError:
+        self._drain_leaks()
+        try:
+            return self._free.pop()
+        except IndexError:
+            with self._lock:
                 self._exhausted += 1
         raise PoolExhaustedError(f"all {self._size - self._retired} objects of {self!r} are lent out")
 
     def _on_leak(self, index: int, ref: OwnedRef[T]) -> None:
         # Called from OwnedRef.__del__, possibly inside the garbage collector, on any
-        # thread, even while this thread holds _lock: so only an atomic append here.
-        # The slot is rebuilt later by _drain_leaks_locked, on a caller's own thread.
+        # thread: so only an atomic append and a warning (no lock is ever held around
+        # code that can collect). The slot is rebuilt later by _drain_leaks(), on a
+        # caller's own thread.
         self._leaked.append(index)
         where = ""
         traceback = tracemalloc.get_object_traceback(ref)
@@ -418,31 +425,40 @@ class Pool(Generic[T]):
                 if frames
                 else "; start tracemalloc with 2 frames or more to see where it was allocated"
             )
-        warnings.warn(
+        warn_user(
             f"an OwnedRef of {self!r} was garbage-collected while still live{where}; "
             "release it, or use 'with pool.allocate() as obj:'",
             ResourceWarning,
-            stacklevel=2,
             source=ref,
         )
 
-    def _drain_leaks_locked(self) -> None:
-        while self._leaked:
-            index = self._leaked.pop()
-            self._leaks += 1
-            self._refill_locked(index)
+    def _drain_leaks(self) -> None:
+        """Rebuild every slot whose handle leaked; runs factory() with no lock held."""
+        leaked = self._leaked
+        while leaked:
+            try:
+                index = leaked.pop()
+            except IndexError:  # another thread drained it first
+                return
+            with self._lock:
+                self._leaks += 1
+            self._rebuild(index)
 
-    def _refill_locked(self, index: int) -> None:
-        """Put a fresh object in a slot whose object left circulation, or retire it.
+    def _rebuild(self, index: int) -> None:
+        """Put a fresh object in a slot whose object left circulation, or retire the slot.
 
-        The old object may still be referenced elsewhere (a leak) or be half-reset (a
-        failed reset), so it is never lent again: that would alias it.
+        The slot belongs to the calling thread alone (it is in no list), so no lock is
+        needed, and none is held while `factory()` runs. Whatever `factory()` raises, the
+        slot ends in exactly one place: back on the free stack, or retired. The old object
+        may still be referenced elsewhere (a leak) or be half-reset (a failed reset), so it
+        is never lent again: that would alias it.
         """
-        if self._factory is None:
-            self._retired += 1
+        factory = self._factory
+        if factory is None:
+            self._retire()
             return
         try:
-            fresh = self._factory()
+            fresh = factory()
             if any(fresh is obj for obj in self._items):
                 raise ValueError(f"factory() returned {fresh!r}, which is already in the pool")
             if self._reset is not _call_reset and type(fresh) is not type(self._items[index]):
@@ -455,15 +471,20 @@ class Pool(Generic[T]):
         except Exception as exc:
             # Raising here would fail an unrelated call (stats(), another allocate()), and
             # swallowing would hide it: retire the slot and say why.
-            self._retired += 1
-            warnings.warn(
-                f"{self!r}: factory() failed to rebuild a slot ({exc!r}); the slot is retired",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            self._retire()
+            warn_user(f"{self!r}: factory() failed to rebuild a slot ({exc!r}); the slot is retired", RuntimeWarning)
             return
+        except BaseException:  # KeyboardInterrupt, SystemExit: retire the slot, then let it out
+            self._retire()
+            raise
+        old = self._items[index]
         self._items[index] = fresh
         self._free.append(index)
+        del old  # its finaliser, if this was the last reference, runs here: no lock is held
+
+    def _retire(self) -> None:
+        with self._lock:
+            self._retired += 1
 
     def close(self) -> None:
         """Stop lending: later `allocate()` calls raise `PoolClosedError`.
@@ -485,9 +506,8 @@ class Pool(Generic[T]):
     @property
     def capacity(self) -> int:
         """Objects in circulation: the initial capacity less retired slots."""
-        with self._lock:
-            self._drain_leaks_locked()
-            return self._size - self._retired
+        self._drain_leaks()
+        return self._size - self._retired
 
     @property
     def lent(self) -> int:
@@ -500,31 +520,38 @@ class Pool(Generic[T]):
         return self.stats().free
 
     def stats(self) -> PoolStats:
-        """A consistent snapshot of the counters (exact when no other thread is mid-call)."""
-        with self._lock:
-            self._drain_leaks_locked()
-            free = len(self._free)
-            lent = self._size - free - self._retired
-            allocations = sum(self._uses)
-            return PoolStats(
-                capacity=self._size - self._retired,
-                lent=lent,
-                free=free,
-                allocations=allocations,
-                deallocations=allocations - lent - self._leaks - self._reset_failures,
-                exhausted=self._exhausted,
-                # Slots leave the LIFO stack top-down and return on top, so the number of
-                # slots ever used is exactly the most that were ever out at once.
-                high_water=sum(1 for uses in self._uses if uses),
-                leaks=self._leaks,
-                reset_failures=self._reset_failures,
-                retired=self._retired,
-                closed=self._closed,
-            )
+        """A snapshot of the counters (exact when no other thread is mid-call).
+
+        Leaked handles found since the last call are counted first, and their slots rebuilt.
+        """
+        self._drain_leaks()
+        # No lock: each counter is one atomic read, and one taken under the lock would be
+        # no more consistent while other threads allocate and release on the lock-free path.
+        free = len(self._free)
+        retired = self._retired
+        leaks = self._leaks
+        reset_failures = self._reset_failures
+        lent = self._size - free - retired
+        allocations = sum(self._uses)
+        return PoolStats(
+            capacity=self._size - retired,
+            lent=lent,
+            free=free,
+            allocations=allocations,
+            deallocations=allocations - lent - leaks - reset_failures,
+            exhausted=self._exhausted,
+            # Slots leave the LIFO stack top-down and return on top, so the number of
+            # slots ever used is exactly the most that were ever out at once.
+            high_water=sum(1 for uses in self._uses if uses),
+            leaks=leaks,
+            reset_failures=reset_failures,
+            retired=retired,
+            closed=self._closed,
+        )
 
     def __repr__(self) -> str:
-        # Lock-free on purpose: __repr__ runs inside OwnedRef.__del__, which may fire
-        # while this very thread holds _lock. Pending leaks count as free.
+        # Lock-free, like every read: __repr__ runs inside OwnedRef.__del__, possibly in the
+        # garbage collector. Pending leaks count as free.
         free = len(self._free) + len(self._leaked)
         capacity = self._size - self._retired
         closed = ", closed" if self._closed else ""
@@ -540,14 +567,3 @@ class Pool(Generic[T]):
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("Pool cannot be pickled: its handles are only meaningful in this process")
 
-
-def _check_name(name: object) -> None:
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
-
-
-def _check_capacity(capacity: object) -> None:
-    if not isinstance(capacity, int) or isinstance(capacity, bool):
-        raise TypeError(f"capacity must be an int, got {type(capacity).__name__} {capacity!r}")
-    if capacity < 1:
-        raise ValueError(f"capacity must be >= 1, got {capacity}")

@@ -1,12 +1,16 @@
-"""Shared test settings: Hypothesis profiles.
+"""Shared test settings: Hypothesis profiles, and releasing the slices a test held.
 
 The default profile keeps the whole suite well under 2 minutes per interpreter on 2 cores;
 `HYPOTHESIS_PROFILE=more-examples` is for a slower, deeper run before a release.
 """
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from held import release_all_held
 
 settings.register_profile("default", max_examples=100, deadline=None)
 settings.register_profile(
@@ -16,3 +20,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def release_held() -> Iterator[None]:
+    """Release the slices the test kept with `held.hold()`, as its scope ends."""
+    yield
+    release_all_held()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 
 from objpool.sv2 import BufferPool, PoolMode, Slice
+from held import hold
 from sv2_reference import IGNORE_INDEX, RefPool, RefSlice, bit
 
 _MODES = {"back": PoolMode.BACK, "front": PoolMode.FRONT, "alloc": PoolMode.ALLOC}
@@ -78,6 +79,7 @@ class Twin:
         if r.from_pool and r.data:
             assert pool_offset(self.pool, s.view) == r.offset
         self.live.append((r, s))
+        hold(s)
         self.check()
         return s
 

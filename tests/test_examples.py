@@ -52,7 +52,7 @@ def test_text_builder_keeps_capacity_across_reset() -> None:
 
 
 def test_text_builder_rejects_bad_capacity() -> None:
-    with pytest.raises(ValueError, match=r"^capacity must be >= 1, got 0$"):
+    with pytest.raises(ValueError, match=r"^capacity must be >= 1, got int 0$"):
         pooled_strings.TextBuilder(0)
 
 

@@ -76,8 +76,8 @@ def test_name_shows_in_repr() -> None:
 @pytest.mark.parametrize(
     ("capacity", "error", "message"),
     [
-        (0, ValueError, r"^capacity must be >= 1, got 0$"),
-        (-5, ValueError, r"^capacity must be >= 1, got -5$"),
+        (0, ValueError, r"^capacity must be >= 1, got int 0$"),
+        (-5, ValueError, r"^capacity must be >= 1, got int -5$"),
         ("3", TypeError, r"^capacity must be an int, got str '3'$"),
         (2.0, TypeError, r"^capacity must be an int, got float 2\.0$"),
         (True, TypeError, r"^capacity must be an int, got bool True$"),
@@ -89,7 +89,7 @@ def test_bad_capacity_is_refused(capacity: object, error: type[Exception], messa
 
 
 def test_factory_must_be_callable() -> None:
-    with pytest.raises(TypeError, match=r"^factory must be callable, got 3$"):
+    with pytest.raises(TypeError, match=r"^factory must be callable, got int 3$"):
         Pool(3, 2)  # type: ignore[call-overload]  # the point of the test
 
 
@@ -99,7 +99,7 @@ def test_objects_without_reset_need_reset_argument() -> None:
 
 
 def test_reset_argument_must_be_callable() -> None:
-    with pytest.raises(TypeError, match=r"^reset must be callable, got 'clear'$"):
+    with pytest.raises(TypeError, match=r"^reset must be callable, got str 'clear'$"):
         Pool(list, 2, reset="clear")  # type: ignore[call-overload]  # the point of the test
 
 

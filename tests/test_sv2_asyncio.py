@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from objpool import ByteBuffer, FrameError, Pool
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
+    FRAME_STEP,
     Buffer,
     BufferFromSystemMemory,
     PooledBuffer,
@@ -56,13 +57,18 @@ def test_short_reads_as_a_transport_makes_them(read_ahead: int, specs: list[Spec
     proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), got.append, read_ahead=read_ahead)
     stream = memoryview(frames_of(specs))
     pos = 0
-    while pos < len(stream):
-        buf = proto.get_buffer(-1)
-        n = data.draw(st.integers(1, min(len(buf), len(stream) - pos)), label="recv")
-        buf[:n] = stream[pos : pos + n]
-        pos += n
-        proto.buffer_updated(n)
-    assert specs == [(f.msg_type, bytes(f.payload)) for f in got]
+    try:
+        while pos < len(stream):
+            buf = proto.get_buffer(-1)
+            # Hypothesis may stop an example at any draw: the finally releases its frames.
+            n = data.draw(st.integers(1, min(len(buf), len(stream) - pos)), label="recv")
+            buf[:n] = stream[pos : pos + n]
+            pos += n
+            proto.buffer_updated(n)
+        assert specs == [(f.msg_type, bytes(f.payload)) for f in got]
+    finally:
+        for f in got:
+            f.release()
 
 
 @pytest.mark.parametrize("read_ahead", [0, 4096])
@@ -97,6 +103,8 @@ def test_read_ahead_delivers_many_frames_from_one_read() -> None:
     buf[: len(stream)] = stream
     proto.buffer_updated(len(stream))
     assert list(range(50)) == [f.msg_type for f in got]
+    for f in got:
+        f.release()
 
 
 def test_bad_bytes_without_a_transport_and_loss_without_on_close() -> None:
@@ -115,24 +123,172 @@ def test_bad_bytes_without_a_transport_and_loss_without_on_close() -> None:
     assert [] == got
 
 
-def test_read_ahead_must_not_be_negative() -> None:
-    with pytest.raises(ValueError, match=r"^read_ahead must be >= 0, got -1$"):
-        Sv2Protocol(Decoder(BufferFromSystemMemory()), print, read_ahead=-1)
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((bytearray(10), print), {}, TypeError, r"^decoder must be a Decoder, got bytearray "),
+        ((None, print), {}, TypeError, r"^on_frame must be callable, got int 3$"),
+        ((None, print, "x"), {}, TypeError, r"^on_close must be callable, got str 'x'$"),
+        ((None, print), {"read_ahead": -1}, ValueError, r"^read_ahead must be >= 0, got int -1$"),
+        ((None, print), {"max_unreleased": -1}, ValueError, r"^max_unreleased must be >= 0, got int -1$"),
+        ((None, print), {"max_unreleased": 1.5}, TypeError, r"^max_unreleased must be an int, got float 1\.5$"),
+        ((None, print), {"frame_timeout": 0}, ValueError, r"^frame_timeout must be > 0, got int 0$"),
+        ((None, print), {"frame_timeout": "1"}, TypeError, r"^frame_timeout must be a number or None, got str '1'$"),
+    ],
+)
+def test_bad_arguments_are_refused_at_once(
+    args: tuple[object, ...], kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    decoder = Decoder(BufferFromSystemMemory())
+    filled = tuple(decoder if a is None else a for a in args)
+    if message.startswith("^on_frame"):
+        filled = (decoder, 3)
+    with pytest.raises(error, match=message):
+        Sv2Protocol(*filled, **kwargs)  # type: ignore[arg-type]  # deliberately bad arguments
+
+
+def test_max_unreleased_defaults_to_one_largest_frame() -> None:
+    assert 1 << 20 == Sv2Protocol(Decoder(BufferFromSystemMemory()), print).max_unreleased
+    assert FRAME_STEP == Sv2Protocol(Decoder(BufferFromSystemMemory(), max_payload=10), print).max_unreleased
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what the protocol asks of its transport."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+        self.aborted = False
+        self.pauses = 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def feed_bytes(proto: Sv2Protocol, data: bytes) -> None:
+    """What the transport does with `data`, in reads as large as the protocol allows."""
+    pos = 0
+    while pos < len(data):
+        buf = proto.get_buffer(-1)
+        n = min(len(buf), len(data) - pos)
+        buf[:n] = data[pos : pos + n]
+        proto.buffer_updated(n)
+        pos += n
+
+
+def test_reading_pauses_past_max_unreleased_and_resumes_at_half() -> None:
+    async def main() -> None:
+        got: list[Frame] = []
+        proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), got.append, max_unreleased=100)
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        for i in range(2):
+            feed_bytes(proto, wire(i, bytes(44)))  # 50 bytes each on the wire
+        assert (100, False, True) == (proto.unreleased, proto.reading_paused, transport.reading)
+        feed_bytes(proto, wire(2, bytes(44)))
+        assert (150, True, False) == (proto.unreleased, proto.reading_paused, transport.reading)
+        got[0].release()
+        await asyncio.sleep(0)
+        assert (100, True) == (proto.unreleased, proto.reading_paused), "100 > half of 100"
+        await asyncio.to_thread(got[1].release)  # releases may come from any thread
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert (50, False, True) == (proto.unreleased, proto.reading_paused, transport.reading)
+        got[2].release()
+        assert 0 == proto.unreleased and 1 == transport.pauses
+        proto.connection_lost(None)
+
+    run(main)
+
+
+def test_a_frame_released_inside_on_frame_never_pauses() -> None:
+    async def main() -> None:
+        proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), Frame.release, max_unreleased=0)
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        feed_bytes(proto, wire(1, b"abc") * 10)
+        assert (0, 0, True) == (proto.unreleased, transport.pauses, transport.reading)
+        proto.connection_lost(None)
+
+    run(main)
+
+
+def test_frame_timeout_aborts_a_peer_that_stalls_mid_frame() -> None:
+    async def main() -> None:
+        closed: list[BaseException | None] = []
+        got: list[Frame] = []
+        proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), got.append, closed.append, frame_timeout=0.05)
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        feed_bytes(proto, wire(1, b"whole"))  # a whole frame: nothing to time
+        await asyncio.sleep(0.1)
+        assert not transport.aborted
+        feed_bytes(proto, wire(2, bytes(1000))[:106])  # then a frame that stops after 100 bytes
+        await asyncio.sleep(0.2)
+        assert transport.aborted
+        proto.connection_lost(None)
+        [exc] = closed
+        assert isinstance(exc, FrameError)
+        assert "frame_timeout=0.05: the frame is still 900 bytes short after 106 bytes" == str(exc)
+        assert 11 == exc.offset
+        assert 0 == len(proto.decoder.buffer), "the partial frame's memory went back"
+        for f in got:
+            f.release()
+
+    run(main)
+
+
+def test_a_paused_connection_is_not_timed_out() -> None:
+    async def main() -> None:
+        got: list[Frame] = []
+        proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), got.append, max_unreleased=10, frame_timeout=0.05)
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        feed_bytes(proto, wire(1, bytes(20)) + wire(2, bytes(20))[:8])  # paused mid-frame
+        assert proto.reading_paused
+        await asyncio.sleep(0.15)
+        assert not transport.aborted, "the consumer held frames; the peer did not stall"
+        got[0].release()
+        await asyncio.sleep(0)
+        assert transport.reading
+        await asyncio.sleep(0.15)
+        assert transport.aborted, "reading again, the frame still did not complete"
+        proto.connection_lost(None)
+
+    run(main)
 
 
 class Server:
     """One-connection Sv2 server on 127.0.0.1 whose frames go to an asyncio.Queue."""
 
-    def __init__(self, make_buffer: Callable[[], Buffer], read_ahead: int, max_payload: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        make_buffer: Callable[[], Buffer],
+        read_ahead: int,
+        max_payload: int = 1 << 20,
+        **options: float,
+    ) -> None:
         self.queue: asyncio.Queue[Frame] = asyncio.Queue()
         self.closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         self.protocols: list[Sv2Protocol] = []
         self.make_buffer = make_buffer
         self.read_ahead = read_ahead
         self.max_payload = max_payload
+        self.options = options
 
     def _on_close(self, exc: BaseException | None) -> None:
-        self.closed.set_result(exc)
+        if not self.closed.done():
+            self.closed.set_result(exc)
 
     def make_protocol(self) -> Sv2Protocol:
         proto = Sv2Protocol(
@@ -140,6 +296,7 @@ class Server:
             self.queue.put_nowait,
             self._on_close,
             read_ahead=self.read_ahead,
+            **self.options,  # type: ignore[arg-type]  # max_unreleased (int) or frame_timeout
         )
         self.protocols.append(proto)
         return proto
@@ -244,6 +401,7 @@ def test_oversize_header_aborts_the_connection(read_ahead: int) -> None:
         assert 8 == exc.offset
         frame = server.queue.get_nowait()  # the good frame before it still arrived
         assert b"ok" == bytes(frame.payload)
+        frame.release()
         assert server.queue.empty()
         try:  # the server hung up: a reset when unread bytes were left, else a plain EOF
             assert b"" == await reader.read()
@@ -277,6 +435,73 @@ def test_channel_frames_over_a_socket() -> None:
         writer.close()
         await writer.wait_closed()
         assert await server.closed is None
+        server.server.close()
+        await server.server.wait_closed()
+
+    run(main)
+
+
+def test_loopback_backpressure_bounds_what_a_greedy_consumer_holds() -> None:
+    """A consumer that keeps every frame: reading pauses, and resumes as it lets them go."""
+    count, size = 2000, 100
+    specs = [(i % 256, bytes([i % 251]) * size) for i in range(count)]
+    limit = 4096
+
+    async def main() -> None:
+        server = Server(BufferFromSystemMemory, 0, max_unreleased=limit)
+        port = await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frames_of(specs))
+        held: list[Frame] = []
+        while len(held) * (size + 6) <= limit:
+            held.append(await server.queue.get())
+        [proto] = server.protocols
+        await asyncio.sleep(0.05)  # the client has more to send; the server reads no more
+        assert proto.reading_paused
+        assert proto.unreleased <= limit + size + 6
+        assert len(held) + server.queue.qsize() == proto.unreleased // (size + 6)
+        received = [(f.msg_type, bytes(f.payload)) for f in held]
+
+        def release_held() -> None:
+            for f in held:
+                f.release()
+
+        await asyncio.to_thread(release_held)  # let go, from another thread
+        while len(received) < count:
+            with await server.queue.get() as frame:
+                received.append((frame.msg_type, bytes(frame.payload)))
+        assert specs == received
+        assert 0 == proto.unreleased
+        writer.close()
+        await writer.wait_closed()
+        assert await server.closed is None
+        server.server.close()
+        await server.server.wait_closed()
+
+    run(main)
+
+
+def test_loopback_stalled_peers_pin_one_step_each_whatever_they_announce() -> None:
+    """Peers that send one header announcing max_payload, then nothing."""
+    peers = 50
+
+    async def main() -> None:
+        server = Server(BufferFromSystemMemory, 0, frame_timeout=0.5)
+        port = await server.start()
+        writers = []
+        for _ in range(peers):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(wire(1, b"")[:3] + (1 << 20).to_bytes(3, "little"))
+            writers.append(writer)
+        while sum(p.decoder.pending for p in server.protocols) < 6 * peers:
+            await asyncio.sleep(0.01)
+        pinned = sum(len(p.decoder.buffer) for p in server.protocols)
+        assert pinned == peers * (6 + FRAME_STEP), "one step each, not 1 MiB each"
+        exc = await server.closed  # the first connection to time out
+        assert isinstance(exc, FrameError)
+        assert str(exc).startswith("frame_timeout=0.5: the frame is still 1048576 bytes short after 6 bytes")
+        for writer in writers:
+            writer.close()
         server.server.close()
         await server.server.wait_closed()
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from objpool import FrameError
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
+    FRAME_STEP,
     HEADER_LEN,
     Buffer,
     BufferFromSystemMemory,
@@ -78,21 +79,26 @@ def summary(frame: Frame) -> FrameSpec:
 
 
 def test_codec_sv2_loop_fills_writable_then_asks_next_frame() -> None:
-    """writable() is get_writable(missing): 6 header bytes, then exactly msg_length."""
+    """codec_sv2's loop: fill all of writable(), then next_frame(): 6 header bytes, then the payload."""
     buffer = SpyBuffer()
     decoder = Decoder(buffer)
     assert MissingBytes(6) == decoder.next_frame()
     view = decoder.writable()
+    assert 6 == len(view)
     view[:] = wire(0x0201, 3, b"hello")[:6]
     assert MissingBytes(5) == decoder.next_frame()
-    decoder.writable()[:] = b"hello"
+    assert [11] == buffer.reserved, "header and payload reserved at once, once the header passed"
+    assert MissingBytes(5) == decoder.next_frame(), "asking again changes nothing"
+    payload = decoder.writable()
+    assert 5 == len(payload)
+    payload[:] = b"hello"
     frame = decoder.next_frame()
     assert isinstance(frame, Frame)
     assert (0x0201, 3, False, b"hello") == summary(frame)
-    assert [6, 5] == buffer.reserved
     assert 11 == len(frame.data)  # header + payload, one slice
     assert 0 == len(buffer)
     assert MissingBytes(6) == decoder.next_frame()
+    frame.release()
 
 
 def test_next_frame_narrows_to_frame() -> None:
@@ -106,6 +112,7 @@ def test_next_frame_narrows_to_frame() -> None:
         raise AssertionError("a whole frame was written")
     assert_type(ev, Frame)
     assert 1 == ev.msg_type
+    ev.release()
 
 
 def test_empty_payload_frame_comes_right_after_its_header() -> None:
@@ -114,6 +121,7 @@ def test_empty_payload_frame_comes_right_after_its_header() -> None:
     frame = decoder.next_frame()
     assert isinstance(frame, Frame)
     assert (7, 9, False, b"") == summary(frame)
+    frame.release()
 
 
 def test_missing_bytes_is_a_small_value() -> None:
@@ -124,10 +132,10 @@ def test_missing_bytes_is_a_small_value() -> None:
 
 
 def test_decoder_rejects_bad_max_payload() -> None:
-    with pytest.raises(ValueError, match=r"^max_payload must be in 0\.\.0xffffff, got 0x1000000$"):
+    with pytest.raises(ValueError, match=r"^max_payload must be in 0\.\.0xffffff, got int 16777216$"):
         Decoder(BufferFromSystemMemory(), max_payload=1 << 24)
     assert 5 == Decoder(BufferFromSystemMemory(), max_payload=5).max_payload
-    with pytest.raises(TypeError, match=r"^max_payload must be an int, got float$"):
+    with pytest.raises(TypeError, match=r"^max_payload must be an int, got float 1\.0$"):
         Decoder(BufferFromSystemMemory(), max_payload=1.0)  # type: ignore[arg-type]  # runtime check
 
 
@@ -162,19 +170,24 @@ def test_short_reads_through_get_buffer_give_the_same_frames(
     decoder = Decoder(make_buffer())
     frames: list[Frame] = []
     pos = 0
-    while pos < len(stream):
-        view = decoder.get_buffer()
-        assert len(view) > 0
-        n = data.draw(st.integers(1, min(len(view), len(stream) - pos)), label="read")
-        view[:n] = stream[pos : pos + n]
-        pos += n
-        ev = decoder.buffer_updated(n)
-        if isinstance(ev, MissingBytes):
-            assert ev.count == decoder.missing > 0
-            assert MissingBytes(ev.count) == decoder.next_frame()
-        else:
-            frames.append(ev)
-    assert specs == [summary(f) for f in frames]
+    try:
+        while pos < len(stream):
+            view = decoder.get_buffer()
+            assert len(view) > 0
+            # Hypothesis may stop an example at any draw: the finally releases its frames.
+            n = data.draw(st.integers(1, min(len(view), len(stream) - pos)), label="read")
+            view[:n] = stream[pos : pos + n]
+            pos += n
+            ev = decoder.buffer_updated(n)
+            if isinstance(ev, MissingBytes):
+                assert ev.count == decoder.missing > 0
+                assert MissingBytes(ev.count) == decoder.next_frame()
+            else:
+                frames.append(ev)
+        assert specs == [summary(f) for f in frames]
+    finally:
+        for f in frames:
+            f.release()
 
 
 # Random bytes alone rarely get past the first header (a random u24 length is huge), so mix
@@ -219,14 +232,15 @@ def test_arbitrary_bytes_decode_or_raise_frame_error(
     for f in frames:
         assert f.msg_length <= max_payload
         assert (f.channel_id is not None) == f.channel_msg
+        f.release()
 
 
 def test_oversize_header_raises_before_reserving_payload_memory() -> None:
     buffer = SpyBuffer()
     decoder = Decoder(buffer, max_payload=4)
     good = wire(0, 1, b"ok")
-    frames = decoder.feed(good)
-    assert 1 == len(frames)
+    [frame] = decoder.feed(good)
+    frame.release()
     with pytest.raises(FrameError, match=r"^payload length 5 exceeds max_payload=4$") as info:
         decoder.feed(wire(0, 2, b"12345"))
     assert len(good) == info.value.offset
@@ -256,6 +270,7 @@ def test_get_buffer_reserves_nothing_until_a_header_passed(split: int) -> None:
     frame = decoder.buffer_updated(4)
     assert isinstance(frame, Frame)
     assert good == bytes(frame)
+    frame.release()
 
 
 def test_huge_announcement_with_default_limit() -> None:
@@ -273,7 +288,7 @@ def test_channel_message_too_short_for_its_id_fails_at_the_header() -> None:
     with pytest.raises(FrameError, match=r"^channel message needs a 4-byte channel id, msg_length is 3$") as info:
         decoder.next_frame()
     assert 0 == info.value.offset
-    assert [6] == buffer.reserved
+    assert [] == buffer.reserved, "nothing reserved for a rejected header"
 
 
 def test_a_broken_decoder_keeps_failing_until_clear() -> None:
@@ -289,6 +304,7 @@ def test_a_broken_decoder_keeps_failing_until_clear() -> None:
     assert "<Decoder missing=6 max_payload=0>" == repr(decoder)
     [frame] = decoder.feed(wire(0, 2, b""))
     assert 2 == frame.msg_type
+    frame.release()
     assert 12 == decoder.offset  # the dropped 6 header bytes count in the stream offset
 
 
@@ -296,6 +312,8 @@ def test_frames_before_bad_bytes_are_returned_and_the_error_follows() -> None:
     decoder = Decoder(BufferFromSystemMemory(), max_payload=2)
     frames = decoder.feed(wire(0, 1, b"") + wire(0, 2, b"ab") + wire(0, 3, b"abc") + wire(0, 4, b""))
     assert [1, 2] == [f.msg_type for f in frames]
+    for f in frames:
+        f.release()
     assert decoder.error is not None
     assert 14 == decoder.error.offset
     with pytest.raises(FrameError, match=r"^payload length 3 exceeds max_payload=2$"):
@@ -313,61 +331,111 @@ def test_clear_drops_a_partial_frame() -> None:
     decoder.clear()
     assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
     assert 12 == decoder.offset
-    decoder.writable()  # and so is a region reserved through the codec_sv2 API
-    decoder.clear()
+    decoder.writable()[:] = wire(0, 1, b"abc")[:6]
+    assert MissingBytes(3) == decoder.next_frame()
+    assert 9 == len(decoder.buffer)  # a frame reserved through the codec_sv2 API...
+    decoder.clear()  # ...goes back too
     assert (0, 6, 0) == (decoder.pending, decoder.missing, len(decoder.buffer))
 
 
-def test_overfilled_buffer_is_a_frame_error() -> None:
-    """Bytes written behind the decoder's back cannot join the frame's slice."""
+def test_bytes_written_behind_the_decoder_s_back_are_a_frame_error() -> None:
+    """The decoder must be its buffer's only user; a frame slice of the wrong size says so."""
     buffer = BufferFromSystemMemory()
     decoder = Decoder(buffer)
-    buffer.write(wire(0, 1, b"ab") + b"extra")
-    assert 0 == len(decoder.writable())  # nothing is missing
-    with pytest.raises(FrameError, match=r"^buffer holds 13 bytes but the frame is 8: bytes were added past its end$") as info:
-        decoder.next_frame()
-    assert 8 == info.value.offset
+    buffer.write(b"extra")
+    with pytest.raises(
+        FrameError, match=r"^the buffer handed over 13 bytes for a 8-byte frame: something else wrote into it$"
+    ) as info:
+        decoder.feed(wire(0, 1, b"ab"))
+    assert 0 == info.value.offset
+    assert 0 == len(buffer), "the bad slice went back"
+    decoder.clear()
+    [frame] = decoder.feed(wire(0, 1, b"ab"))
+    assert b"ab" == bytes(frame.payload)
+    frame.release()
 
 
-def test_misuse_of_the_incremental_api() -> None:
+def test_the_incremental_apis_mix() -> None:
     decoder = Decoder(BufferFromSystemMemory())
     with pytest.raises(RuntimeError, match=r"^buffer_updated\(\) without get_buffer\(\)$"):
         decoder.buffer_updated(1)
     view = decoder.get_buffer()
     assert 6 == len(view)
-    with pytest.raises(ValueError, match=r"^nbytes must be in 0\.\.6, got 7$"):
+    with pytest.raises(ValueError, match=r"^nbytes must be in 0\.\.6, got int 7$"):
         decoder.buffer_updated(7)
-    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) fill is in progress"):
-        decoder.writable()
     again = decoder.get_buffer()  # a second get_buffer() hands out the same unfilled bytes
     assert 6 == len(again)
     assert MissingBytes(6) == decoder.buffer_updated(0)
     decoder.get_buffer()[:2] = b"\x00\x00"
     assert MissingBytes(4) == decoder.buffer_updated(2)
-    assert MissingBytes(4) == decoder.next_frame()
+    assert MissingBytes(4) == decoder.next_frame()  # no writable() view: nothing is counted
     tail = decoder.get_buffer()
     assert 4 == len(tail)
     assert 4 == len(decoder.get_buffer())  # replaces (releases) the previous tail view
     with pytest.raises(ValueError, match=r"released memoryview"):
         len(tail)
-    decoder.get_buffer()[:] = wire(0, 1, b"abc")[2:6]
-    assert MissingBytes(3) == decoder.buffer_updated(4)
-    with pytest.raises(RuntimeError, match=r"^writable\(\) while a get_buffer\(\) fill is in progress"):
-        decoder.writable()
-    decoder2 = Decoder(BufferFromSystemMemory())
-    decoder2.writable()[:] = wire(0, 1, b"")
-    with pytest.raises(RuntimeError, match=r"^get_buffer\(\) with a complete frame pending"):
-        decoder2.get_buffer()
-    decoder3 = Decoder(BufferFromSystemMemory())
-    decoder3.buffer.write(wire(0, 1, b"ab")[:3])  # half a header already in the buffer...
-    view = decoder3.get_buffer()  # ...continues in the buffer, not in the head area
-    assert 3 == len(view)
-    view[:] = wire(0, 1, b"ab")[3:6]
-    assert MissingBytes(2) == decoder3.buffer_updated(3)
-    decoder3.get_buffer()[:] = b"ab"
-    frame = decoder3.buffer_updated(2)
+    decoder.writable()[:] = wire(0, 1, b"abc")[2:6]  # writable() picks up where get_buffer() was
+    assert MissingBytes(3) == decoder.next_frame()
+    decoder.feed(b"a")  # and feed() where writable() was
+    decoder.get_buffer()[:2] = b"bc"
+    frame = decoder.buffer_updated(2)
     assert isinstance(frame, Frame)
-    assert b"ab" == bytes(frame.payload)
+    assert b"abc" == bytes(frame.payload)
+    frame.release()
+
+
+def test_a_stalled_peer_pins_one_step_beyond_what_it_sent() -> None:
+    """A header announcing 1 MiB once reserved the whole MiB at once."""
+    for way in ("feed", "get_buffer", "writable"):
+        buffer = SpyBuffer()
+        decoder = Decoder(buffer)
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        stream = memoryview(wire(0, 1, payload))
+        pos = 0
+        frames: list[Frame] = []
+        while pos < len(stream):
+            if way == "feed":
+                n = min(50_000, len(stream) - pos)
+                frames += decoder.feed(stream[pos : pos + n])
+            else:
+                view = decoder.writable() if way == "writable" else decoder.get_buffer()
+                n = len(view) if way == "writable" else min(len(view), 50_000)
+                view[:n] = stream[pos : pos + n]
+                ev = decoder.next_frame() if way == "writable" else decoder.buffer_updated(n)
+                if isinstance(ev, Frame):
+                    frames.append(ev)
+            pos += n
+            if not frames:
+                sent = decoder.pending
+                assert sum(buffer.reserved) <= sent + FRAME_STEP, (way, sent, buffer.reserved)
+        [frame] = frames
+        assert payload == bytes(frame.payload), way
+        assert len(frame) == sum(buffer.reserved), way
+        frame.release()
+
+
+def test_small_frames_are_reserved_whole() -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    for frame in decoder.feed(wire(0, 1, bytes(FRAME_STEP - 6)) + wire(0, 2, b"hi")):
+        frame.release()
+    assert [FRAME_STEP, 8] == buffer.reserved
+
+
+def test_feed_reserves_what_it_was_given_in_one_step() -> None:
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    [frame] = decoder.feed(wire(0, 1, bytes(3 * FRAME_STEP)))
+    frame.release()
+    assert [6 + 3 * FRAME_STEP] == buffer.reserved
+
+
+def test_decoder_and_encoder_need_a_buffer() -> None:
+    message = r"^buffer must be an Sv2 Buffer \(get_writable, get_data_owned, get_data_by_ref, __len__\), got bytearray "
+    with pytest.raises(TypeError, match=message):
+        Decoder(bytearray(10))  # type: ignore[arg-type]  # the point of the test
+    with pytest.raises(TypeError, match=message):
+        Encoder(bytearray(10))  # type: ignore[arg-type]  # the point of the test
 
 
 def test_feed_accepts_any_bytes_like() -> None:
@@ -375,6 +443,15 @@ def test_feed_accepts_any_bytes_like() -> None:
     data = bytearray(wire(0, 1, b"abcd"))
     [frame] = decoder.feed(memoryview(data).cast("B", (2, 5)))
     assert b"abcd" == bytes(frame.payload)
+    frame.release()
+    strided = memoryview(bytes(b for b in wire(0, 2, b"xy") for b in (b, 0)))[::2]
+    [frame] = decoder.feed(strided)  # once a BufferError from struct
+    assert (2, b"xy") == (frame.msg_type, bytes(frame.payload))
+    frame.release()
+    assert [] == decoder.feed(memoryview(bytes(12))[::2][:5])  # half a header, strided
+    with pytest.raises(TypeError, match=r"^data must be a bytes-like object, got str 'text'$"):
+        decoder.feed("text")  # type: ignore[arg-type]  # the point of the test
+    assert 5 == decoder.pending, "a refused input changes nothing"
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
@@ -387,3 +464,5 @@ def test_encoder_output_decodes(make_buffer: Callable[[], Buffer]) -> None:
             out += decoder.feed(data.view)
     assert [(s % 0x7FFF, s % 256, s >= 4, bytes(s)) for s in (0, 4, 64, 1024, 16384)] == [summary(f) for f in out]
     assert HEADER_LEN + 16384 == len(out[-1])
+    for f in out:
+        f.release()

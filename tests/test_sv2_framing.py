@@ -15,6 +15,7 @@ from objpool.sv2 import (
     HEADER_LEN,
     MAX_MSG_LENGTH,
     BufferFromSystemMemory,
+    BufferPool,
     Encoder,
     Frame,
     Header,
@@ -72,10 +73,10 @@ def test_header_from_short_bytes() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"extension_type": 0x8000}, r"^extension_type must be in 0\.\.0x7fff, got 0x8000$"),
-        ({"msg_type": 256}, r"^msg_type must be in 0\.\.0xff, got 0x100$"),
-        ({"msg_length": -1}, r"^msg_length must be in 0\.\.0xffffff, got -0x1$"),
-        ({"msg_length": MAX_MSG_LENGTH + 1}, r"^msg_length must be in 0\.\.0xffffff, got 0x1000000$"),
+        ({"extension_type": 0x8000}, r"^extension_type must be in 0\.\.0x7fff, got int 32768$"),
+        ({"msg_type": 256}, r"^msg_type must be in 0\.\.0xff, got int 256$"),
+        ({"msg_length": -1}, r"^msg_length must be in 0\.\.0xffffff, got int -1$"),
+        ({"msg_length": MAX_MSG_LENGTH + 1}, r"^msg_length must be in 0\.\.0xffffff, got int 16777216$"),
     ],
 )
 def test_header_rejects_out_of_range_fields(kwargs: dict[str, int], message: str) -> None:
@@ -85,9 +86,9 @@ def test_header_rejects_out_of_range_fields(kwargs: dict[str, int], message: str
 
 
 def test_header_rejects_non_ints() -> None:
-    with pytest.raises(TypeError, match=r"^msg_type must be an int, got bool$"):
+    with pytest.raises(TypeError, match=r"^msg_type must be an int, got bool True$"):
         Header(0, True, 0)
-    with pytest.raises(TypeError, match=r"^channel_msg must be a bool, got int$"):
+    with pytest.raises(TypeError, match=r"^channel_msg must be a bool, got int 1$"):
         Header(0, 0, 0, 1)  # type: ignore[arg-type]  # testing the runtime check
 
 
@@ -115,12 +116,29 @@ def test_frame_fields_and_views_share_one_slice() -> None:
     frame.payload[4] = ord("R")  # a view, not a copy
     assert bytes(data)[10:] == b"Rest" == bytes(frame)[10:]
     assert "<Frame ext=0x0123 type=0x42 len=8, channel_id=67305985>" == repr(frame)
+    frame.release()
 
 
 def test_frame_without_channel_flag_has_no_channel_id() -> None:
-    frame = Frame(Slice(_wire(0x0001, 2, b"\x01\x02\x03\x04")))
-    assert frame.channel_msg is False
-    assert frame.channel_id is None
+    with Frame(Slice(_wire(0x0001, 2, b"\x01\x02\x03\x04"))) as frame:
+        assert frame.channel_msg is False
+        assert frame.channel_id is None
+
+
+def test_views_a_frame_handed_out_die_with_it() -> None:
+    """A payload kept past release() raises instead of reading the next frame's bytes."""
+    buffer = BufferPool(64)
+    encoder = Encoder(buffer)
+    first = encoder.encode_frame(1, b"first!")
+    payload, whole, part = first.payload, first.view, first.data[6:9]
+    assert (b"first!", b"fir") == (bytes(payload), bytes(part))
+    first.release()
+    second = encoder.encode_frame(2, b"second")  # reuses the same pool bytes
+    assert 1 == first.data.index == second.data.index, "the next frame got the released memory"
+    for stale in (payload, whole, part):
+        with pytest.raises(ValueError, match=r"released memoryview"):
+            bytes(stale)
+    second.release()
 
 
 def test_releasing_the_frame_releases_its_slice() -> None:
@@ -153,29 +171,30 @@ def test_frame_rejects_a_slice_that_is_not_one_frame(wire: bytes, message: str) 
         Frame(data)
     assert 0 == info.value.offset
     assert data.alive, "a rejected slice stays with the caller"
+    data.release()
 
 
 def test_encoder_writes_header_and_payload_into_one_slice() -> None:
     encoder = Encoder(BufferFromSystemMemory())
-    data = encoder.encode(0x03, b"\x09\x00\x00\x00hi", extension_type=0x0201, channel_msg=True)
-    assert _wire(0x8201, 0x03, b"\x09\x00\x00\x00hi") == bytes(data)
-    frame = encoder.encode_frame(0x05, memoryview(b"xyz"))
-    assert (0, False, 5, b"xyz") == (frame.extension_type, frame.channel_msg, frame.msg_type, bytes(frame.payload))
+    with encoder.encode(0x03, b"\x09\x00\x00\x00hi", extension_type=0x0201, channel_msg=True) as data:
+        assert _wire(0x8201, 0x03, b"\x09\x00\x00\x00hi") == bytes(data)
+    with encoder.encode_frame(0x05, memoryview(b"xyz")) as frame:
+        assert (0, False, 5, b"xyz") == (frame.extension_type, frame.channel_msg, frame.msg_type, bytes(frame.payload))
     assert 0 == len(encoder.buffer)
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "message"),
     [
-        ((256, b""), {}, ValueError, r"^msg_type must be in 0\.\.0xff, got 0x100$"),
-        ((0, b""), {"extension_type": 0x8000}, ValueError, r"^extension_type must be in 0\.\.0x7fff, got 0x8000$"),
+        ((256, b""), {}, ValueError, r"^msg_type must be in 0\.\.0xff, got int 256$"),
+        ((0, b""), {"extension_type": 0x8000}, ValueError, r"^extension_type must be in 0\.\.0x7fff, got int 32768$"),
         (
             (0, b"abc"),
             {"channel_msg": True},
             ValueError,
             r"^a channel message payload must start with a 4-byte channel id, got 3 bytes$",
         ),
-        ((0, "text"), {}, TypeError, r"^memoryview: a bytes-like object is required, not 'str'$"),
+        ((0, "text"), {}, TypeError, r"^payload must be a bytes-like object, got str 'text'$"),
     ],
 )
 def test_encoder_rejects_bad_fields_and_writes_nothing(

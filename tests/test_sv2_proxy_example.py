@@ -45,6 +45,8 @@ def test_expected_frames_are_valid_channel_frames() -> None:
     frames = Decoder(BufferFromSystemMemory()).feed(wire)
     assert [5] * len(sv2_proxy.SIZES) == [f.channel_id for f in frames]
     assert sorted(sv2_proxy.SIZES) == sorted(f.msg_length - 8 for f in frames)
+    for f in frames:
+        f.release()
 
 
 class SlowTransport(asyncio.Transport):

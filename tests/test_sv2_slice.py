@@ -1,4 +1,4 @@
-"""Slice: byte access, idempotent thread-safe release, no copies."""
+"""Slice: byte access, idempotent thread-safe release, views that die with it, leaks that warn."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from objpool.sv2 import Slice
 
 def counting_slice(data: bytes, index: int | None = 3) -> tuple[Slice, list[int]]:
     calls: list[int] = []
-    s = Slice._adopt(memoryview(bytearray(data)), index, lambda: calls.append(1), True)
+    s = Slice.adopt(memoryview(bytearray(data)), lambda: calls.append(1), index=index, from_pool=True)
     return s, calls
 
 
@@ -27,12 +27,63 @@ def test_public_constructor_copies_into_system_memory() -> None:
     assert bytes(s) == b"abc"
     assert (s.index, s.from_pool, len(s), s.alive) == (None, False, 3, True)
     assert not s.view.readonly
+    s.release()
 
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (5, r"^data must be a bytes-like object, got int 5$"),
+        ([1, 2], r"^data must be a bytes-like object, got list \[1, 2\]$"),
+        (10**10, r"^data must be a bytes-like object, got int 10000000000$"),
+        ("text", r"^data must be a bytes-like object, got str 'text'$"),
+    ],
+)
+def test_public_constructor_takes_only_bytes_like_objects(data: object, message: str) -> None:
+    """Slice(5) once gave five zero bytes, and Slice(10**10) tried to allocate 10 GB."""
+    with pytest.raises(TypeError, match=message):
+        Slice(data)  # type: ignore[arg-type]  # the point of the test
+
+
+def test_public_constructor_copies_any_shape() -> None:
+    strided = memoryview(b"a-b-c-")[::2]
+    grid = memoryview(bytearray(b"abcdef")).cast("B", (2, 3))
+    with Slice(strided) as s, Slice(grid) as t:
+        assert (b"abc", b"abcdef") == (bytes(s), bytes(t))
 
 def test_adopted_slice_reports_index_and_pool() -> None:
     s, _ = counting_slice(b"hello", index=5)
     assert (s.index, s.from_pool, len(s)) == (5, True, 5)
     assert repr(s) == "<Slice index=5 len=5 pool>"
+    s.release()
+
+
+def test_adopt_takes_the_view_over_without_a_copy() -> None:
+    memory = bytearray(b"0123456789")
+    s = Slice.adopt(memoryview(memory)[2:5])
+    assert (None, False, b"234") == (s.index, s.from_pool, bytes(s))
+    s.view[0] = ord("X")
+    assert memory[2] == ord("X")
+    s.release()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((b"abc",), {}, TypeError, r"^view must be a writable, flat, C-contiguous memoryview of unsigned bytes, got bytes b'abc'$"),
+        ((memoryview(b"abc"),), {}, TypeError, r"^view must be a writable, flat, C-contiguous memoryview"),
+        ((memoryview(bytearray(4))[::2],), {}, TypeError, r"^view must be a writable, flat, C-contiguous memoryview"),
+        ((memoryview(bytearray(4)).cast("H"),), {}, TypeError, r"^view must be a writable, flat, C-contiguous memoryview"),
+        ((memoryview(bytearray(4)), "cb"), {}, TypeError, r"^on_release must be callable or None, got str 'cb'$"),
+        ((memoryview(bytearray(4)),), {"index": -1}, ValueError, r"^index must be >= 0, got int -1$"),
+        ((memoryview(bytearray(4)),), {"from_pool": 1}, TypeError, r"^from_pool must be a bool, got int 1$"),
+    ],
+)
+def test_adopt_refuses_what_a_slice_cannot_own(
+    args: tuple[object, ...], kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Slice.adopt(*args, **kwargs)  # type: ignore[arg-type]  # deliberately bad arguments
 
 
 def test_view_is_the_same_read_write_object() -> None:
@@ -42,6 +93,32 @@ def test_view_is_the_same_read_write_object() -> None:
     assert bytes(s) == b"jello"
     assert s[1] == ord("e")
     assert bytes(s[1:3]) == b"el"
+    s.release()
+
+
+def test_views_the_slice_handed_out_are_released_with_it() -> None:
+    s, calls = counting_slice(b"secret")
+    whole, part, step = s.view, s[1:4], s[::2]
+    kept = [s[0:1] for _ in range(100)]  # many views: the list of them stays bounded
+    for view in kept[:90]:
+        view.release()
+    s.release()
+    assert calls == [1]
+    for stale in (whole, part, step, kept[-1]):
+        with pytest.raises(ValueError, match=r"released memoryview"):
+            bytes(stale)
+
+
+def test_an_export_of_a_handed_out_view_blocks_release() -> None:
+    s, calls = counting_slice(b"abc")
+    part = s[0:2]
+    export = pickle.PickleBuffer(part)  # a buffer export of the tracked view itself
+    with pytest.raises(BufferError, match=r"^cannot release a Slice while a buffer export"):
+        s.release()
+    assert s.alive and calls == []
+    export.release()
+    s.release()
+    assert calls == [1]
 
 
 def test_release_is_idempotent_and_runs_callback_once() -> None:
@@ -76,11 +153,13 @@ def test_context_manager_releases() -> None:
     assert calls == [1] and not s.alive
 
 
-def test_garbage_collection_releases() -> None:
+def test_garbage_collection_of_a_live_slice_warns_and_releases() -> None:
     s, calls = counting_slice(b"abc")
-    del s
-    gc.collect()
+    with pytest.warns(ResourceWarning, match=r"^<Slice index=3 len=3 pool> was garbage-collected while still live") as caught:
+        del s
+        gc.collect()
     assert calls == [1]
+    assert [__file__] == [w.filename for w in caught], "the warning points at the code that leaked"
 
 
 def test_release_after_explicit_release_on_gc_does_nothing() -> None:
@@ -116,16 +195,12 @@ def test_copy_deepcopy_and_pickle_are_refused() -> None:
         copy.deepcopy(s)
     with pytest.raises(TypeError, match=r"^a Slice cannot be pickled"):
         pickle.dumps(s)
-
-
-def test_non_bytes_input_is_refused() -> None:
-    with pytest.raises(TypeError):
-        Slice(3.5)  # type: ignore[arg-type]  # the point of the test
+    s.release()
 
 
 def test_empty_slice() -> None:
-    s = Slice()
-    assert (len(s), bytes(s)) == (0, b"")
+    with Slice() as s:
+        assert (len(s), bytes(s)) == (0, b"")
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="PEP 688 __buffer__ is 3.12+")

@@ -67,8 +67,8 @@ def test_buffer_pool_slices_released_by_workers(capacity: int) -> None:
     gc.collect()
     assert pool.slot_bits == 0 and pool.is_droppable()
     pool.get_writable(8)[:] = b"12345678"
-    s = pool.get_data_owned()
-    assert (s.index, pool.mode, pool_offset(pool, s.view)) == (1, PoolMode.BACK, 0)
+    with pool.get_data_owned() as s:
+        assert (s.index, pool.mode, pool_offset(pool, s.view)) == (1, PoolMode.BACK, 0)
 
 
 def test_pooled_buffer_slices_released_by_workers() -> None:

@@ -21,7 +21,7 @@ from ._framing import (
     Frame as Frame,
     Header as Header,
 )
-from ._codec import Decoder as Decoder, Encoder as Encoder, MissingBytes as MissingBytes
+from ._codec import FRAME_STEP as FRAME_STEP, Decoder as Decoder, Encoder as Encoder, MissingBytes as MissingBytes
 from ._asyncio import Sv2Protocol as Sv2Protocol
 from .._errors import FrameError as FrameError
 
@@ -29,6 +29,7 @@ __all__ = [
     "CHANNEL_ID_LEN",
     "CHANNEL_MSG_FLAG",
     "DEFAULT_MAX_PAYLOAD",
+    "FRAME_STEP",
     "HEADER_LEN",
     "MAX_MSG_LENGTH",
     "Decoder",

@@ -3,18 +3,23 @@
 Invariant owned here: the memoryview `get_buffer()` hands to the transport is either the
 decoder's `get_buffer()` view or, with `read_ahead`, a private scratch area, and every byte
 the transport reports through `buffer_updated()` reaches the decoder exactly once. An idle
-connection (between frames) holds no buffer memory.
-When the connection ends, the decoder is cleared, so a partial frame's memory goes back.
+connection (between frames) holds no buffer memory, and a connection whose consumer keeps
+frames holds at most `max_unreleased` bytes of them (plus the last frame) before it stops
+reading. When the connection ends, the decoder is cleared, so a partial frame's memory goes
+back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 from .._errors import FrameError
-from ._codec import Decoder, MissingBytes
+from .._validate import check_callable, check_int, check_timeout, reject
+from ._codec import FRAME_STEP, Decoder, MissingBytes
 
 if TYPE_CHECKING:
     from ._framing import Frame
@@ -32,34 +37,58 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     `on_frame` takes ownership of the frame (it must release it, or pass it on); to hand
     frames to another task, pass `queue.put_nowait`.
 
-    By default each read asks for exactly the rest of the current header or payload, so a
-    read never spans two frames (`Decoder.get_buffer`). A header is read into the decoder's
+    By default each read asks for exactly the rest of the current header or payload step, so
+    a read never spans two frames (`Decoder.get_buffer`). A header is read into the decoder's
     own 6 bytes; once it is known (and passed the `max_payload` check), the decoder reserves
-    header + payload in its buffer in one region and the payload is read straight into it,
-    never copied. So an idle connection holds no buffer memory, which matters with
-    thousands of connections drawing on one shared pool.
+    the frame in its buffer, `FRAME_STEP` bytes at a time at most, and the payload is read
+    straight into it, never copied. So an idle connection holds no buffer memory, and one
+    that announced a large frame and stalled holds no more than it sent plus one step.
 
     With `read_ahead=N`, whenever fewer than `N` bytes are missing the transport reads up to
     `N` bytes into an `N`-byte scratch area of the protocol's own, which is then copied in
     (`Decoder.feed`): one read may complete many small frames, which saves system calls and
     event-loop turns; big payloads still land in place.
 
+    Backpressure: frames delivered and not yet released count against `max_unreleased`
+    bytes (on the wire: header plus payload). Past it, the protocol calls
+    `transport.pause_reading()`; once releases, on any thread, bring the count down to half
+    of it, reading resumes. The default is the larger of the decoder's `max_payload` and
+    `FRAME_STEP`, so one frame of any allowed size can always be delivered.
+
+    `frame_timeout` (seconds, default None: no limit) bounds how long a frame may take from
+    its first byte to its last while reading is not paused; past it the connection is
+    aborted with a `FrameError`, so a peer that stalls mid-frame cannot hold memory forever.
+
     On a `FrameError` the transport is aborted. If `on_frame` raises, asyncio treats it as a
-    fatal protocol error: it logs it and closes the connection. When the connection ends, the decoder is
-    cleared (a partly received frame's memory goes back) and `on_close` gets the exception:
-    the transport's, the `FrameError`, a `FrameError` for a stream that ended inside a
-    frame, or None for a clean end.
+    fatal protocol error: it logs it and closes the connection. When the connection ends, the
+    decoder is cleared (a partly received frame's memory goes back) and `on_close` gets the
+    exception: the transport's, the `FrameError`, a `FrameError` for a stream that ended
+    inside a frame, or None for a clean end.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: `read_ahead` or `max_unreleased` is negative, or `frame_timeout` is not
+            positive.
     """
 
     __slots__ = (
+        "_count_lock",
         "_decoder",
         "_error",
+        "_frame_timeout",
+        "_loop",
+        "_max_unreleased",
         "_on_close",
         "_on_frame",
+        "_paused",
         "_read_ahead",
+        "_resume_at",
         "_scratch_view",
+        "_timer",
         "_transport",
+        "_unreleased",
         "_using_scratch",
+        "_wake_pending",
     )
 
     def __init__(
@@ -69,17 +98,35 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         on_close: CloseCallback | None = None,
         *,
         read_ahead: int = 0,
+        max_unreleased: int | None = None,
+        frame_timeout: float | None = None,
     ) -> None:
-        if read_ahead < 0:
-            raise ValueError(f"read_ahead must be >= 0, got {read_ahead}")
+        if not isinstance(decoder, Decoder):
+            reject(TypeError, "decoder", "a Decoder", decoder)
+        check_callable("on_frame", on_frame)
+        if on_close is not None:
+            check_callable("on_close", on_close)
+        self._read_ahead = check_int("read_ahead", read_ahead)
+        if max_unreleased is None:
+            max_unreleased = max(decoder.max_payload, FRAME_STEP)
+        self._max_unreleased = check_int("max_unreleased", max_unreleased)
+        self._resume_at = self._max_unreleased // 2
+        self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
         self._decoder = decoder
         self._on_frame = on_frame
         self._on_close = on_close
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
-        self._read_ahead = read_ahead
         self._scratch_view = memoryview(bytearray(read_ahead))
         self._using_scratch = False
+        self._timer: asyncio.TimerHandle | None = None
+        # Frames released on other threads update these: _count_lock guards them (and only
+        # them: no user code and no transport call runs while it is held).
+        self._count_lock = threading.Lock()
+        self._unreleased = 0
+        self._paused = False
+        self._wake_pending = False
 
     @property
     def decoder(self) -> Decoder:
@@ -91,9 +138,25 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         """The connection's transport, None before `connection_made` and after `connection_lost`."""
         return self._transport
 
+    @property
+    def max_unreleased(self) -> int:
+        """Bytes of delivered, unreleased frames past which reading pauses."""
+        return self._max_unreleased
+
+    @property
+    def unreleased(self) -> int:
+        """Bytes (header plus payload) of frames delivered and not yet released."""
+        return self._unreleased
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether reading is paused because too many delivered frames are unreleased."""
+        return self._paused
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._loop = asyncio.get_running_loop()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Where the next bytes go (never empty); `sizehint` is ignored, as asyncio allows."""
@@ -110,18 +173,96 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         try:
             if self._using_scratch:
                 for frame in decoder.feed(self._scratch_view[:nbytes]):
-                    self._on_frame(frame)
+                    self._deliver(frame)
                 if decoder.error is not None:  # feed() returned frames, then hit bad bytes
                     self._fail(decoder.error)
+                    return
             else:
                 ev = decoder.buffer_updated(nbytes)
                 if not isinstance(ev, MissingBytes):
-                    self._on_frame(ev)
+                    self._deliver(ev)
         except FrameError as exc:
             self._fail(exc)
+            return
+        if self._frame_timeout is not None:
+            self._watch_frame()
+
+    # ---- backpressure --------------------------------------------------------------------
+
+    def _deliver(self, frame: Frame) -> None:
+        n = len(frame)
+        frame.data._on_release_also(functools.partial(self._released, n))
+        with self._count_lock:
+            self._unreleased += n
+        self._on_frame(frame)  # it may release the frame at once: count before, check after
+        with self._count_lock:
+            pause = not self._paused and self._unreleased > self._max_unreleased
+            if pause:
+                self._paused = True
+        if pause:
+            self._stop_frame_timer()  # a paused connection is not a stalled peer
+            transport = self._transport
+            if transport is not None:
+                transport.pause_reading()
+
+    def _released(self, n: int) -> None:
+        # Runs on whichever thread released the frame, possibly in the garbage collector.
+        with self._count_lock:
+            self._unreleased -= n
+            wake = self._paused and not self._wake_pending and self._unreleased <= self._resume_at
+            if wake:
+                self._wake_pending = True
+        if wake and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._resume)
+            except RuntimeError:  # the loop is closed: there is no reading left to resume
+                pass
+
+    def _resume(self) -> None:
+        with self._count_lock:
+            self._wake_pending = False
+            resume = self._paused and self._unreleased <= self._resume_at
+            if resume:
+                self._paused = False
+        transport = self._transport
+        if resume and transport is not None:
+            transport.resume_reading()
+            if self._frame_timeout is not None:
+                self._watch_frame()
+
+    # ---- stalled peers -------------------------------------------------------------------
+
+    def _watch_frame(self) -> None:
+        """Time the frame in progress; stop timing between frames."""
+        if self._decoder.pending:
+            if self._timer is None and not self._paused and self._loop is not None:
+                assert self._frame_timeout is not None
+                self._timer = self._loop.call_later(self._frame_timeout, self._frame_timed_out)
+        else:
+            self._stop_frame_timer()
+
+    def _stop_frame_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+
+    def _frame_timed_out(self) -> None:
+        self._timer = None
+        decoder = self._decoder
+        self._fail(
+            FrameError(
+                f"frame_timeout={self._frame_timeout}: the frame is still {decoder.missing} bytes "
+                f"short after {decoder.pending} bytes",
+                decoder.offset,
+            )
+        )
+
+    # ---- the end -------------------------------------------------------------------------
 
     def _fail(self, exc: FrameError) -> None:
         self._error = exc
+        self._stop_frame_timer()
         if self._transport is not None:
             self._transport.abort()
 
@@ -136,6 +277,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._stop_frame_timer()
         self._decoder.clear()
         if self._on_close is not None:
             self._on_close(exc if exc is not None else self._error)

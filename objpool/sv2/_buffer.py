@@ -13,10 +13,10 @@ from typing import Final, Protocol
 # PEP 688's byte-input type, under another name: this module defines the Sv2 `Buffer`.
 from typing_extensions import Buffer as ReadableBuffer
 
-from .._bytebuffer import as_byte_view
+from .._validate import as_byte_view, check_int, reject
 from ._slice import Slice
 
-__all__ = ["MAX_SIZE", "Buffer", "BufferFromSystemMemory", "check_capacity", "check_size"]
+__all__ = ["MAX_SIZE", "Buffer", "BufferFromSystemMemory", "check_buffer", "check_capacity", "check_size"]
 
 MAX_SIZE: Final = 1 << 32
 """Largest size or capacity accepted, in bytes (an Sv2 frame is at most 6 + 2**24 - 1 bytes)."""
@@ -29,19 +29,22 @@ def check_size(n: object, name: str = "n") -> int:
         TypeError: `n` is not an int (bools are refused too).
         ValueError: `n` is negative or larger than `MAX_SIZE`.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    n = int(n)  # int subclasses (IntEnum) become plain ints
-    if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
-    if n > MAX_SIZE:
-        raise ValueError(f"{name} must be <= {MAX_SIZE}, got {n}")
-    return n
+    return check_int(name, n, 0, MAX_SIZE)
 
 
 def check_capacity(capacity: object) -> int:
     """`check_size` for constructor capacities."""
-    return check_size(capacity, "capacity")
+    return check_int("capacity", capacity, 0, MAX_SIZE)
+
+
+_BUFFER_METHODS: Final = ("get_writable", "get_data_owned", "get_data_by_ref", "__len__")
+
+
+def check_buffer(buffer: object, name: str = "buffer") -> None:
+    """Raise `TypeError` unless `buffer` has the Sv2 `Buffer` methods a decoder calls."""
+    kind = type(buffer)
+    if not all(callable(getattr(kind, method, None)) for method in _BUFFER_METHODS):
+        reject(TypeError, name, "an Sv2 Buffer (get_writable, get_data_owned, get_data_by_ref, __len__)", buffer)
 
 
 class Buffer(Protocol):
@@ -105,9 +108,9 @@ class Buffer(Protocol):
         """Append all of `data` to the pending bytes and return its length (Sv2 `Write`).
 
         Raises:
-            TypeError: `data` is not a contiguous bytes-like object; nothing changed.
+            TypeError: `data` is not a bytes-like object; nothing changed.
         """
-        src = as_byte_view(data)  # TypeError for non-contiguous data, before anything changes
+        src = as_byte_view(data)  # TypeError before anything changes
         n = src.nbytes
         self.get_writable(n)[:] = src
         return n
@@ -124,19 +127,23 @@ _MIN_ALLOC: Final = 64
 class BufferFromSystemMemory(Buffer):
     """A `Buffer` where every owned `Slice` is fresh memory (upstream's default fallback).
 
-    Each message gets one new `bytearray`, sized like the previous message so that a run of
-    similar messages allocates once and never copies; the `Slice` takes that bytearray over
-    without a copy. Growth within a message is geometric (allocate twice as much and copy:
-    a bytearray with live views cannot be resized).
+    Each message gets one new `bytearray`, sized by the message alone: its first
+    `get_writable(n)` allocates `max(n, 64)` bytes, and growth within the message doubles
+    (allocate twice as much and copy: a bytearray with live views cannot be resized). So a
+    message's memory is under twice its length plus 64 bytes, whatever came before it, and
+    the `Slice` takes that bytearray over without a copy. Between messages the buffer holds
+    no memory.
 
-    `capacity` is the first allocation size; upstream ignores it.
+    `capacity` is checked and otherwise ignored, as upstream ignores it: sizing every
+    message like a first guess (or like the previous message) would let one large message
+    make every later small one pin as much.
     """
 
-    __slots__ = ("_borrow", "_cap", "_hint", "_len", "_mv", "_start")
+    __slots__ = ("_borrow", "_cap", "_len", "_mv", "_start")
 
     def __init__(self, capacity: int = 0) -> None:
         """Raises `TypeError`/`ValueError` for a non-int, negative or absurd `capacity`."""
-        self._hint = max(check_capacity(capacity), _MIN_ALLOC)
+        check_capacity(capacity)
         self._mv = _NO_BYTES  # the current bytearray's whole view; never handed out itself
         self._cap = 0
         self._len = 0
@@ -158,7 +165,7 @@ class BufferFromSystemMemory(Buffer):
         return borrow
 
     def _grow(self, pos: int, end: int) -> None:
-        cap = max(end, 2 * self._cap, self._hint)
+        cap = max(end, 2 * self._cap, _MIN_ALLOC)
         new = memoryview(bytearray(cap))
         if pos:
             new[:pos] = self._mv[:pos]
@@ -178,7 +185,6 @@ class BufferFromSystemMemory(Buffer):
         self._mv = _NO_BYTES
         self._cap = 0
         self._len = 0
-        self._hint = n if n > _MIN_ALLOC else _MIN_ALLOC
         return Slice._adopt(view)
 
     def get_data_by_ref(self, n: int) -> memoryview:

@@ -1,18 +1,25 @@
 """Sans-IO Sv2 decoder and encoder over any `Buffer`, driven the way codec_sv2 drives it.
 
 Invariant owned here: the decoder's `Buffer` holds at most the bytes of one frame, header
-first; a frame leaves it only as one `get_data_owned()` slice, and no payload memory is
-reserved before its header passed the `max_payload` and channel-id checks (through
-`get_buffer()` and `feed()`, not even the header's: it waits in the decoder's own 6 bytes). Once a check
-fails the decoder is broken: every call raises that `FrameError` again until `clear()`.
+first; a frame leaves it only as one `get_data_owned()` slice. A header is collected in the
+decoder's own 6 bytes and checked (`max_payload`, channel id) before anything is reserved in
+the buffer, and a frame's memory then grows with the bytes that arrive, in steps of at most
+`FRAME_STEP` bytes: a peer that announces a large frame and stalls pins no more than one step
+beyond what it actually sent, whatever the header announced. Payloads still land in place.
+Once a check fails the decoder is broken: every call raises that `FrameError` again until
+`clear()`.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
-from .._bytebuffer import as_byte_view
+from typing_extensions import Buffer as ReadableBuffer
+
 from .._errors import FrameError
+from .._validate import as_byte_view, check_int
+from ._buffer import check_buffer
 from ._framing import (
     _HEADER,
     CHANNEL_ID_LEN,
@@ -29,9 +36,25 @@ if TYPE_CHECKING:
     from ._buffer import Buffer
     from ._slice import Slice
 
-__all__ = ["Decoder", "Encoder", "MissingBytes"]
+__all__ = ["FRAME_STEP", "Decoder", "Encoder", "MissingBytes"]
 
-BytesLike = bytes | bytearray | memoryview
+FRAME_STEP: Final = 64 * 1024
+"""The most buffer memory a frame being received holds beyond the bytes that arrived.
+
+Frames up to this size are reserved whole, in one `get_writable`; larger ones grow by at most
+this much at a time (by what `feed()` was given, when that is more).
+"""
+
+
+class _Phase(enum.Enum):
+    HEADER = "waiting for a header"
+    PAYLOAD = "receiving a payload"
+    BROKEN = "broken"
+
+
+_WAIT_HEADER: Final = _Phase.HEADER
+_IN_PAYLOAD: Final = _Phase.PAYLOAD
+_BROKEN: Final = _Phase.BROKEN
 
 
 @final
@@ -60,7 +83,7 @@ class MissingBytes:
 class Decoder:
     """Turns bytes into `Frame`s inside one `Buffer`, codec_sv2's `StandardDecoder` loop.
 
-    Three ways to feed it, from lowest to highest level:
+    Three ways to feed it, from lowest to highest level; they mix freely:
 
     - codec_sv2's: fill *all* of `writable()`, then call `next_frame()`, which returns a
       `Frame` or `MissingBytes(n)`; repeat.
@@ -69,46 +92,63 @@ class Decoder:
       are fine. It returns the completed `Frame` or `MissingBytes`.
     - `feed(data)` copies chunks of any size in and returns the frames they complete.
 
-    The last two collect each header in a 6-byte area of the decoder's own, then reserve
-    header + payload in the buffer in one `get_writable`, so an idle decoder holds no buffer
-    memory and payloads are still received in place.
+    A decoder is always in one of three phases: waiting for a header (its bytes collect in a
+    6-byte area of the decoder's own, so an idle decoder holds no buffer memory), receiving
+    a payload (header and payload go to the buffer, reserved `FRAME_STEP` bytes at a time at
+    most, and the payload is received in place), or broken.
 
     Args:
         buffer: where frames are assembled; the decoder must be its only user.
         max_payload: the largest `msg_length` accepted, 0..0xffffff (default 1 MiB).
+
+    Raises:
+        TypeError: `buffer` is not an Sv2 `Buffer`, or `max_payload` is not an int.
+        ValueError: `max_payload` is out of range.
     """
 
     __slots__ = (
         "_buffer",
         "_chunk",
         "_error",
-        "_filled",
+        "_got",
         "_head",
         "_head_filled",
         "_max_payload",
-        "_need",
         "_offset",
+        "_phase",
+        "_raw_ext",
         "_region",
+        "_region_filled",
+        "_size",
+        "_type_len",
+        "_whole",
     )
 
     def __init__(self, buffer: Buffer, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        check_buffer(buffer)
         _check_range("max_payload", max_payload, MAX_MSG_LENGTH)
         self._buffer = buffer
         self._max_payload: Final = max_payload
-        # Bytes the current frame needs in the buffer: the header alone until it is parsed,
-        # then header + payload (codec_sv2's `missing_b` is this minus `len(buffer)`).
-        self._need = HEADER_LEN
-        # Stream offset of the current frame's first byte, for FrameError.offset.
-        self._offset = 0
-        # get_buffer()'s header area (never released) and how much of it is filled.
+        self._phase = _WAIT_HEADER
+        # Waiting for a header: where it collects (never released) and how much of it came.
         self._head: Final = memoryview(bytearray(HEADER_LEN))
         self._head_filled = 0
-        # The open buffer region get_buffer() fills, how much of it is filled, and the view
-        # last handed out by get_buffer() (the head area, the region, or a tail of either).
+        # Receiving a payload: the frame's header fields, its size (header included), the
+        # bytes of it in the buffer so far, and the open step of buffer memory being filled.
+        self._raw_ext = 0
+        self._type_len = 0
+        self._size = 0
+        self._got = 0
         self._region: memoryview | None = None
-        self._filled = 0
+        self._region_filled = 0
+        # The view last handed out by get_buffer() or writable() (the head area, the open
+        # step, or a tail of either), and whether it came from writable(), whose contract
+        # is "fill all of it": next_frame() then counts it as filled.
         self._chunk: memoryview | None = None
+        self._whole = False
         self._error: FrameError | None = None
+        # Stream offset of the current frame's first byte, for FrameError.offset.
+        self._offset = 0
 
     @property
     def buffer(self) -> Buffer:
@@ -132,57 +172,34 @@ class Decoder:
 
     @property
     def pending(self) -> int:
-        """Bytes of the current, incomplete frame received so far."""
-        region = self._region
-        unfilled = 0 if region is None else len(region) - self._filled
-        return self._head_filled + len(self._buffer) - unfilled
+        """Bytes of the current, incomplete frame received so far (header included)."""
+        return self._head_filled + self._got
 
     @property
     def missing(self) -> int:
-        """Bytes still wanted before the current header or frame is complete."""
-        region = self._region
-        if region is not None:
-            return len(region) - self._filled
-        return self._need - len(self._buffer) - self._head_filled
+        """Bytes still wanted before the current header, or the current frame, is complete."""
+        if self._phase is _IN_PAYLOAD:
+            return self._size - self._got
+        return HEADER_LEN - self._head_filled
 
-    def _raise(self) -> NoReturn:
-        err = self._error
-        assert err is not None
-        # A fresh exception each time: re-raising one instance would chain its tracebacks.
-        raise FrameError(str(err), err.offset)
-
-    def _fail(self, message: str, offset: int) -> NoReturn:
-        self._error = FrameError(message, offset)
-        self._raise()
-
-    def _check_header(self, raw_ext: int, length: int) -> None:
-        if length > self._max_payload:
-            self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
-        if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
-            self._fail(
-                f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
-                self._offset,
-            )
+    # ---- the three ways in ---------------------------------------------------------------
 
     def writable(self) -> memoryview:
-        """Reserve the missing bytes in the buffer and return them; fill *all* of them.
+        """The next bytes to fill, never empty; fill *all* of them, then call `next_frame()`.
 
-        This is codec_sv2's `writable()`: `buffer.get_writable(missing)`. Call `next_frame()`
-        once the view is full; the view is valid until the next call on the decoder.
+        codec_sv2's `writable()`: the rest of the header, then the payload, at most
+        `FRAME_STEP` bytes at a time. The view is valid until the next call on the decoder.
 
         Raises:
             FrameError: the decoder is broken.
-            RuntimeError: a `get_buffer()` fill is in progress.
         """
-        if self._error is not None:
-            self._raise()
-        if self._region is not None or self._head_filled or self._chunk is not None:
-            raise RuntimeError("writable() while a get_buffer() fill is in progress; finish it with buffer_updated()")
-        # Never negative: bytes written past the frame are reported by next_frame().
-        return self._buffer.get_writable(max(0, self._need - len(self._buffer)))
+        chunk = self.get_buffer()
+        self._whole = True
+        return chunk
 
     def next_frame(self) -> Frame | MissingBytes:
-        """Return the next complete frame, or `MissingBytes` saying how many bytes to add.
+        """Count the last `writable()` view as filled; return the frame it completed, or
+        `MissingBytes` saying how many bytes the current header or frame still needs.
 
         The frame owns its slice; release it when done.
 
@@ -191,50 +208,14 @@ class Decoder:
                 message too short for its channel id. Nothing was reserved for the payload
                 and the decoder is broken: drop the connection (or `clear()` it).
         """
-        if self._error is not None:
+        if self._phase is _BROKEN:
             self._raise()
-        region = self._region
-        if region is not None:
-            # A get_buffer() region is open; buffer_updated() closes it as soon as it is full.
-            return MissingBytes(len(region) - self._filled)
-        if self._head_filled:  # get_buffer() is collecting a header
-            return MissingBytes(HEADER_LEN - self._head_filled)
-        buffer = self._buffer
-        have = len(buffer)
-        need = self._need
-        if have < need:
-            return MissingBytes(need - have)
-        if need == HEADER_LEN:
-            with buffer.get_data_by_ref(HEADER_LEN) as head:
-                raw_ext, type_len = _HEADER.unpack_from(head)
-            length = type_len >> 8
-            self._check_header(raw_ext, length)
-            need = HEADER_LEN + length
-            self._need = need
-            if have < need:
-                return MissingBytes(need - have)
-        if have > need:
-            # Only possible when someone else wrote into the buffer or overfilled writable().
-            self._fail(
-                f"buffer holds {have} bytes but the frame is {need}: bytes were added past its end",
-                self._offset + need,
-            )
-        return self._take_frame()
-
-    def _take_frame(self) -> Frame:
-        data = self._buffer.get_data_owned()
-        self._offset += self._need
-        self._need = HEADER_LEN
-        return Frame(data)
-
-    def _drop_chunk(self) -> None:
-        # The caller (asyncio's transport) may still reference the chunk: release it so that
-        # it cannot be used past its time. The head area and the open region live on.
         chunk = self._chunk
-        if chunk is not None:
-            self._chunk = None
-            if chunk is not self._head and chunk is not self._region:
-                chunk.release()
+        if chunk is None or not self._whole:
+            return MissingBytes(self.missing)
+        n = len(chunk)
+        self._drop_chunk()
+        return self._advance(n)
 
     def get_buffer(self) -> memoryview:
         """A non-empty view of the bytes wanted next, for a partial fill; see `buffer_updated`.
@@ -244,26 +225,11 @@ class Decoder:
         Raises:
             FrameError: the decoder is broken.
         """
-        if self._error is not None:
+        if self._phase is _BROKEN:
             self._raise()
         self._drop_chunk()
-        region = self._region
-        if region is None:
-            if self._need == HEADER_LEN and not len(self._buffer):
-                filled = self._head_filled
-                chunk = self._head[filled:] if filled else self._head
-                self._chunk = chunk
-                return chunk
-            # Bytes were put in the buffer through writable(): continue in the buffer.
-            missing = self._need - len(self._buffer)
-            if missing <= 0:
-                raise RuntimeError("get_buffer() with a complete frame pending; call next_frame() first")
-            region = self._buffer.get_writable(missing)
-            self._region = region
-            self._filled = 0
-        filled = self._filled
-        chunk = region[filled:] if filled else region
-        self._chunk = chunk
+        chunk = self._chunk = self._want(0)
+        self._whole = False
         return chunk
 
     def buffer_updated(self, nbytes: int) -> Frame | MissingBytes:
@@ -274,102 +240,50 @@ class Decoder:
         Raises:
             FrameError: as `next_frame()`; nothing is reserved for a rejected header.
             ValueError: `nbytes` is negative or larger than the view.
+            RuntimeError: no `get_buffer()` view is outstanding.
         """
+        if self._phase is _BROKEN:
+            self._raise()
         chunk = self._chunk
         if chunk is None:
             raise RuntimeError("buffer_updated() without get_buffer()")
-        if not 0 <= nbytes <= len(chunk):
-            raise ValueError(f"nbytes must be in 0..{len(chunk)}, got {nbytes}")
+        check_int("nbytes", nbytes, 0, len(chunk))
         self._drop_chunk()
-        region = self._region
-        if region is None:  # the chunk was (part of) the head area
-            filled = self._head_filled + nbytes
-            self._head_filled = filled
-            if filled < HEADER_LEN:
-                return MissingBytes(HEADER_LEN - filled)
-            head = self._head
-            raw_ext, type_len = _HEADER.unpack_from(head)
-            length = type_len >> 8
-            self._check_header(raw_ext, length)  # on failure the header stays in the head area
-            self._head_filled = 0
-            size = HEADER_LEN + length
-            self._need = size
-            region = self._buffer.get_writable(size)
-            region[:HEADER_LEN] = head
-            if not length:
-                region.release()
-                return self._take_frame()
-            self._region = region
-            self._filled = HEADER_LEN
-            return MissingBytes(length)
-        filled = self._filled + nbytes
-        size = len(region)
-        if filled < size:
-            self._filled = filled
-            return MissingBytes(size - filled)
-        self._close_region(region)
-        return self.next_frame()
+        return self._advance(nbytes)
 
-    def _close_region(self, region: memoryview) -> None:
-        # Release the view before the buffer is used again: a live view would pin its memory.
-        region.release()
-        self._region = None
-        self._filled = 0
-
-    def feed(self, data: BytesLike) -> list[Frame]:
-        """Copy `data` (any length) into the buffer; return the frames it completed, in order.
+    def feed(self, data: ReadableBuffer) -> list[Frame]:
+        """Copy `data` (any bytes-like object, any length) in; return the frames it completed.
 
         If the bytes go bad after some frames completed, those frames are returned and the
         `FrameError` is raised by the next call; the rest of `data` is dropped.
 
         Raises:
             FrameError: the decoder is broken (and no frame completed in this call).
+            TypeError: `data` is not a bytes-like object.
         """
-        if self._error is not None:
+        if self._phase is _BROKEN:
             self._raise()
-        frames: list[Frame] = []
         src = as_byte_view(data)
+        self._drop_chunk()
+        frames: list[Frame] = []
         pos = 0
         end = len(src)
-        buffer = self._buffer
         try:
             while pos < end:
-                if (
-                    end - pos >= HEADER_LEN
-                    and self._region is None
-                    and not self._head_filled
-                    and self._need == HEADER_LEN
-                    and not len(buffer)
-                ):
-                    # Fast path: a whole header is in `data`, so check it there and reserve
-                    # header + payload with one get_writable, skipping the head area.
+                if self._phase is _WAIT_HEADER and not self._head_filled and end - pos >= HEADER_LEN:
+                    # Fast path: the whole header is in `data`: parse it there, once, and
+                    # copy it with as much of its payload as `data` holds.
                     raw_ext, type_len = _HEADER.unpack_from(src, pos)
-                    length = type_len >> 8
-                    try:
-                        self._check_header(raw_ext, length)
-                    except FrameError:
-                        self._head[:] = src[pos : pos + HEADER_LEN]  # where the slow path keeps it
-                        self._head_filled = HEADER_LEN
-                        raise
-                    size = HEADER_LEN + length
-                    take = min(size, end - pos)
-                    region = buffer.get_writable(size)
-                    region[:take] = src[pos : pos + take]
+                    ev = self._begin(raw_ext, type_len, src, pos, end - pos - HEADER_LEN)
+                    # _begin took the frame's bytes from `data`: all of them, or _got so far.
+                    pos += len(ev) if ev.__class__ is Frame else self._got
+                else:
+                    dst = self._want(end - pos)
+                    take = min(len(dst), end - pos)
+                    dst[:take] = src[pos : pos + take]
                     pos += take
-                    self._need = size
-                    if take < size:  # the payload continues in later data
-                        self._region = region
-                        self._filled = take
-                        continue
-                    region.release()
-                    frames.append(self._take_frame())
-                    continue
-                dst = self.get_buffer()
-                take = min(len(dst), end - pos)
-                dst[:take] = src[pos : pos + take]
-                pos += take
-                ev = self.buffer_updated(take)
-                if not isinstance(ev, MissingBytes):
+                    ev = self._advance(take)
+                if ev.__class__ is Frame:
                     frames.append(ev)
         except FrameError:
             if not frames:
@@ -383,18 +297,148 @@ class Decoder:
         """
         received = self.pending
         self._drop_chunk()
-        region = self._region
-        if region is not None:
-            self._close_region(region)
-        self._head_filled = 0
+        self._close_region()
         if len(self._buffer):
             self._buffer.get_data_owned().release()
+        self._head_filled = 0
+        self._got = 0
+        self._size = 0
         self._offset += received
-        self._need = HEADER_LEN
+        self._phase = _WAIT_HEADER
         self._error = None
 
+    # ---- the phases, in one place --------------------------------------------------------
+
+    def _want(self, avail: int) -> memoryview:
+        """The bytes to fill next (never empty): the rest of the header or of the open step.
+
+        `avail` is how many bytes the caller has at hand: a new step may be that large.
+        """
+        if self._phase is _WAIT_HEADER:
+            filled = self._head_filled
+            return self._head[filled:] if filled else self._head
+        region = self._region
+        if region is None:
+            step = min(self._size - self._got, avail if avail > FRAME_STEP else FRAME_STEP)
+            region = self._region = self._buffer.get_writable(step)
+            self._region_filled = 0
+            return region
+        filled = self._region_filled
+        return region[filled:] if filled else region
+
+    def _advance(self, n: int) -> Frame | MissingBytes:
+        """Count `n` more bytes of the view `_want()` returned as filled."""
+        if self._phase is _WAIT_HEADER:
+            filled = self._head_filled + n
+            self._head_filled = filled
+            if filled < HEADER_LEN:
+                return MissingBytes(HEADER_LEN - filled)
+            raw_ext, type_len = _HEADER.unpack_from(self._head)
+            return self._begin(raw_ext, type_len, self._head, 0, 0)
+        got = self._got + n
+        self._got = got
+        if got == self._size:
+            self._close_region()
+            return self._take()
+        region = self._region
+        assert region is not None
+        filled = self._region_filled + n
+        if filled == len(region):
+            self._close_region()  # the next _want() opens the next step
+        else:
+            self._region_filled = filled
+        return MissingBytes(self._size - got)
+
+    def _begin(self, raw_ext: int, type_len: int, src: memoryview, pos: int, avail: int) -> Frame | MissingBytes:
+        """Start a frame whose header is `src[pos:pos+6]`, followed there by `avail` bytes.
+
+        Checks the header, reserves the first step (header included) and copies the header
+        and as much of the payload as `src` holds into it.
+        """
+        length = type_len >> 8
+        try:
+            self._check_header(raw_ext, length)
+        except FrameError:
+            if src is not self._head:  # keep the rejected header where pending counts it
+                self._head[:] = src[pos : pos + HEADER_LEN]
+            self._head_filled = HEADER_LEN
+            raise
+        size = HEADER_LEN + length
+        step = HEADER_LEN + min(length, avail if avail > FRAME_STEP else FRAME_STEP)
+        region = self._buffer.get_writable(step)
+        take = HEADER_LEN + min(avail, step - HEADER_LEN)
+        region[:take] = src[pos : pos + take]
+        self._raw_ext = raw_ext
+        self._type_len = type_len
+        self._size = size
+        self._got = take
+        self._head_filled = 0
+        self._phase = _IN_PAYLOAD
+        if take == size:
+            region.release()
+            return self._take()
+        if take < step:
+            self._region = region
+            self._region_filled = take
+        else:
+            region.release()  # the step is full; the next _want() opens another
+        return MissingBytes(size - take)
+
+    def _take(self) -> Frame:
+        """Hand the complete frame over as one slice and wait for the next header."""
+        data = self._buffer.get_data_owned()
+        size = self._size
+        offset = self._offset
+        self._offset = offset + size
+        self._phase = _WAIT_HEADER
+        self._got = 0
+        self._size = 0
+        if len(data) != size:
+            n = len(data)
+            data.release()
+            self._fail(f"the buffer handed over {n} bytes for a {size}-byte frame: something else wrote into it", offset)
+        return Frame._checked(data, self._raw_ext, self._type_len)
+
+    def _check_header(self, raw_ext: int, length: int) -> None:
+        if length > self._max_payload:
+            self._fail(f"payload length {length} exceeds max_payload={self._max_payload}", self._offset)
+        if raw_ext & CHANNEL_MSG_FLAG and length < CHANNEL_ID_LEN:
+            self._fail(
+                f"channel message needs a {CHANNEL_ID_LEN}-byte channel id, msg_length is {length}",
+                self._offset,
+            )
+
+    def _fail(self, message: str, offset: int) -> NoReturn:
+        self._error = FrameError(message, offset)
+        self._phase = _BROKEN
+        self._drop_chunk()
+        self._raise()
+
+    def _raise(self) -> NoReturn:
+        err = self._error
+        assert err is not None
+        # A fresh exception each time: re-raising one instance would chain its tracebacks.
+        raise FrameError(str(err), err.offset)
+
+    def _close_region(self) -> None:
+        # Release the view before the buffer is used again: a live view would pin its memory.
+        region = self._region
+        if region is not None:
+            region.release()
+            self._region = None
+            self._region_filled = 0
+
+    def _drop_chunk(self) -> None:
+        # The caller (asyncio's transport) may still reference the chunk: release it so that
+        # it cannot be used past its time. The head area and the open step live on.
+        chunk = self._chunk
+        if chunk is not None:
+            self._chunk = None
+            if chunk is not self._head and chunk is not self._region:
+                chunk.release()
+
     def __repr__(self) -> str:
-        state = "broken" if self._error is not None else f"missing={self.missing}"
+        state = "broken" if self._phase is _BROKEN else f"missing={self.missing}"
         return f"<Decoder {state} max_payload={self._max_payload}>"
 
 
@@ -408,6 +452,8 @@ class Encoder:
     __slots__ = ("_buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
+        """Raises `TypeError` when `buffer` is not an Sv2 `Buffer`."""
+        check_buffer(buffer)
         self._buffer = buffer
 
     @property
@@ -418,7 +464,7 @@ class Encoder:
     def encode(
         self,
         msg_type: int,
-        payload: BytesLike,
+        payload: ReadableBuffer,
         *,
         extension_type: int = 0,
         channel_msg: bool = False,
@@ -433,7 +479,7 @@ class Encoder:
         """
         _check_range("msg_type", msg_type, 0xFF)
         _check_range("extension_type", extension_type, MAX_EXTENSION_TYPE)
-        src = as_byte_view(payload)
+        src = as_byte_view(payload, "payload")
         length = len(src)
         if length > MAX_MSG_LENGTH:
             raise ValueError(f"payload length must be <= {MAX_MSG_LENGTH}, got {length}")
@@ -450,7 +496,7 @@ class Encoder:
     def encode_frame(
         self,
         msg_type: int,
-        payload: BytesLike,
+        payload: ReadableBuffer,
         *,
         extension_type: int = 0,
         channel_msg: bool = False,

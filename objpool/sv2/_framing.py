@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
 from .._errors import FrameError
+from .._validate import check_int, reject
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -49,11 +50,7 @@ DEFAULT_MAX_PAYLOAD: Final = 1 << 20
 
 
 def _check_range(name: str, value: object, high: int) -> None:
-    # bool is an int subclass; a flag passed as a field is a bug, not the value 0 or 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not 0 <= value <= high:
-        raise ValueError(f"{name} must be in 0..{high:#x}, got {value:#x}")
+    check_int(name, value, 0, high, hex_rule=True)
 
 
 @final
@@ -76,7 +73,7 @@ class Header:
         _check_range("msg_type", self.msg_type, 0xFF)
         _check_range("msg_length", self.msg_length, MAX_MSG_LENGTH)
         if not isinstance(self.channel_msg, bool):
-            raise TypeError(f"channel_msg must be a bool, got {type(self.channel_msg).__name__}")
+            reject(TypeError, "channel_msg", "a bool", self.channel_msg)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Header:
@@ -114,9 +111,11 @@ class Frame:
     """One Sv2 frame, header and payload in a single pooled `Slice` (never copied).
 
     Made by `Decoder` and `Encoder`, or by `Frame(slice)` on a slice holding one whole frame.
-    The frame owns the slice: `release()` (or leaving a `with` block) gives the memory back,
-    and every view taken from the frame must be dropped before that. After release, reading
-    `payload`, `view` or `channel_id` raises `StaleRefError`; the header fields stay readable.
+    The frame owns the slice: `release()` (or leaving a `with` block) gives the memory back and
+    releases the views `payload` and `view` returned, so a stale one raises `ValueError`
+    instead of reading the next frame's bytes; views you derive from those yourself must be
+    dropped before that. After release, reading `payload`, `view` or `channel_id` raises
+    `StaleRefError`; the header fields stay readable.
     """
 
     __slots__ = ("_data", "_raw_ext", "_type_len")
@@ -145,6 +144,15 @@ class Frame:
         self._data = data
         self._raw_ext: int = raw_ext
         self._type_len: int = type_len
+
+    @classmethod
+    def _checked(cls, data: Slice, raw_ext: int, type_len: int) -> Frame:
+        """A frame over `data`, whose header the decoder already parsed and checked."""
+        frame = object.__new__(cls)
+        frame._data = data
+        frame._raw_ext = raw_ext
+        frame._type_len = type_len
+        return frame
 
     @property
     def extension_type(self) -> int:
@@ -181,12 +189,12 @@ class Frame:
 
     @property
     def payload(self) -> memoryview:
-        """A read-write view of the payload (channel id included), valid until `release()`."""
-        return self._data.view[HEADER_LEN:]
+        """A read-write view of the payload (channel id included), released by `release()`."""
+        return self._data._tail(HEADER_LEN)
 
     @property
     def view(self) -> memoryview:
-        """A view of the whole frame as it travels on the wire, valid until `release()`."""
+        """A view of the whole frame as it travels on the wire, released by `release()`."""
         return self._data.view
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .._bytebuffer import ByteBuffer
 from .._errors import PoolClosedError
 from .._pool import OwnedRef, Pool
+from .._validate import reject
 from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
 from ._slice import Slice
 
@@ -52,7 +53,13 @@ class PooledBuffer(Buffer):
     )
 
     def __init__(self, pool: Pool[ByteBuffer]) -> None:
-        """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`)."""
+        """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`).
+
+        Raises:
+            TypeError: `pool` is not a `Pool`.
+        """
+        if not isinstance(pool, Pool):
+            reject(TypeError, "pool", "a Pool of ByteBuffers", pool)
         self._pool = pool
         # The message's ByteBuffer handle, its free space as one view (taken with
         # `writable()` once per message, then sliced like a bytearray), and bytes used.

@@ -1,0 +1,33 @@
+"""Warnings that point at the user's code, never at objpool's own files.
+
+A leak is found in a finaliser, a failed rebuild deep inside a pool method: either way the line
+worth showing is the first one outside this package (`warnings.warn(..., skip_file_prefixes=...)`
+on 3.12+; on 3.11 the same frame is found by walking the stack).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from types import FrameType
+
+__all__ = ["warn_user"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning], source: object = None) -> None:
+    """`warnings.warn(message, category)`, attributed to the innermost frame outside objpool.
+
+    Call it with no pool lock held: a warnings filter or `showwarning` hook is user code.
+    """
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, source=source, skip_file_prefixes=(_PACKAGE_DIR,))
+        return
+    level = 2  # stacklevel=2 is our caller's frame; skip outwards past objpool's own
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level += 1
+        frame = frame.f_back
+    warnings.warn(message, category, stacklevel=level, source=source)
