@@ -2,7 +2,8 @@
 
 Invariant: every slot index is in exactly one place: on the free stack `_free`, in the
 one-element claim list of exactly one live `OwnedRef`, in `_leaked` (its handle was
-garbage-collected and the slot awaits a fresh object), or retired (counted in `_retired`).
+garbage-collected and the slot awaits a fresh object), being rebuilt by one thread (counted
+in `_rebuilding`), or retired (counted in `_retired`).
 
 Thread safety without a lock on the hot path: CPython's `list.pop()` and `list.append()`
 are atomic, so `allocate()` pops an index and `deallocate()` wins a handle by popping its
@@ -213,6 +214,7 @@ class Pool(Generic[T]):
         "_leaks",
         "_lock",
         "_name",
+        "_rebuilding",
         "_reset",
         "_reset_failures",
         "_retired",
@@ -329,6 +331,7 @@ class Pool(Generic[T]):
         self._exhausted = 0
         self._leaks = 0
         self._reset_failures = 0
+        self._rebuilding = 0
         self._retired = 0
 
     # -- the hot path ---------------------------------------------------------------
@@ -394,6 +397,7 @@ class Pool(Generic[T]):
         except BaseException:
             with self._lock:
                 self._reset_failures += 1
+                self._rebuilding += 1
             self._rebuild(index)
             raise
         self._free.append(index)
@@ -442,13 +446,14 @@ class Pool(Generic[T]):
                 return
             with self._lock:
                 self._leaks += 1
+                self._rebuilding += 1
             self._rebuild(index)
 
     def _rebuild(self, index: int) -> None:
         """Put a fresh object in a slot whose object left circulation, or retire the slot.
 
-        The slot belongs to the calling thread alone (it is in no list), so no lock is
-        needed, and none is held while `factory()` runs. Whatever `factory()` raises, the
+        The slot belongs to the calling thread alone (counted in `_rebuilding`, in no list),
+        so no lock is needed, and none is held while `factory()` runs. Whatever `factory()` raises, the
         slot ends in exactly one place: back on the free stack, or retired. The old object
         may still be referenced elsewhere (a leak) or be half-reset (a failed reset), so it
         is never lent again: that would alias it.
@@ -480,10 +485,13 @@ class Pool(Generic[T]):
         old = self._items[index]
         self._items[index] = fresh
         self._free.append(index)
+        with self._lock:
+            self._rebuilding -= 1
         del old  # its finaliser, if this was the last reference, runs here: no lock is held
 
     def _retire(self) -> None:
         with self._lock:
+            self._rebuilding -= 1
             self._retired += 1
 
     def close(self) -> None:
@@ -531,7 +539,7 @@ class Pool(Generic[T]):
         retired = self._retired
         leaks = self._leaks
         reset_failures = self._reset_failures
-        lent = self._size - free - retired
+        lent = self._size - free - retired - self._rebuilding  # in transit: neither lent nor free
         allocations = sum(self._uses)
         return PoolStats(
             capacity=self._size - retired,

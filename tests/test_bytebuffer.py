@@ -133,11 +133,99 @@ def test_zero_on_reset_wipes_written_and_exposed_bytes() -> None:
     scratch = buf.writable()
     scratch[:] = b"ZZZZZ"  # written but never committed: must be wiped too
     buf.reset()
-    assert bytes(buf._data) == bytes(8)
+    buf.commit(8)  # expose every byte again: what the next user could read
+    assert bytes(buf) == bytes(8)
     plain = ByteBuffer(4)
     plain.write(b"abcd")
     plain.reset()
-    assert bytes(plain._data) == b"abcd"  # without zeroing, old bytes stay (never readable)
+    plain.commit(4)
+    assert bytes(plain) == b"abcd"  # without zeroing, the previous user's bytes stay
+
+
+def test_zero_on_reset_wipes_bytes_written_through_a_committed_view() -> None:
+    """D1: commit() then view() exposed bytes that reset() did not wipe."""
+    buf = ByteBuffer(8, zero_on_reset=True)
+    buf.commit(8)
+    buf.view()[:] = b"SECRET!!"
+    buf.reset()
+    buf.commit(8)
+    assert bytes(buf) == bytes(8)
+
+
+def test_zero_on_reset_wipes_what_a_source_wrote_past_its_count() -> None:
+    """D2: the source was handed all the free space; all of it is dirty."""
+
+    class Oversharing:
+        def readinto(self, buffer: memoryview, /) -> int:
+            buffer[:] = b"S" * len(buffer)
+            return 2
+
+    buf = ByteBuffer(8, zero_on_reset=True)
+    assert 2 == buf.readinto(Oversharing())
+    buf.reset()
+    buf.commit(8)
+    assert bytes(buf) == bytes(8)
+
+
+class Returns:
+    """A source that writes nothing and returns whatever it was told to."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def readinto(self, buffer: memoryview, /) -> object:
+        return self.result
+
+    def __repr__(self) -> str:
+        return "<source>"
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "message"),
+    [
+        (100, OSError, r"^<source> returned 100 from readinto\(\), outside 0\.\.6 \(the space it was given\)$"),
+        (-1, OSError, r"^<source> returned -1 from readinto\(\), outside 0\.\.6"),
+        (2.0, TypeError, r"^<source> returned float 2\.0 from readinto\(\), not an int$"),
+        (True, TypeError, r"^<source> returned bool True from readinto\(\), not an int$"),
+        ("2", TypeError, r"^<source> returned str '2' from readinto\(\), not an int$"),
+    ],
+)
+def test_readinto_refuses_a_count_outside_the_space_it_gave(result: object, error: type[Exception], message: str) -> None:
+    """D3: a source returning 100 into 8 free bytes once left len 100 and free -92."""
+    buf = ByteBuffer(8)
+    buf.write(b"ab")
+    with pytest.raises(error, match=message):
+        buf.readinto(Returns(result))  # type: ignore[arg-type]  # a broken source on purpose
+    assert (2, 6, b"ab") == (len(buf), buf.free, bytes(buf)), "the buffer is unchanged"
+    buf.reset()  # and still resets
+    assert 0 == len(buf)
+
+
+def test_readinto_takes_int_subclasses_as_counts() -> None:
+    import enum
+
+    class Count(enum.IntEnum):
+        THREE = 3
+
+    buf = ByteBuffer(8)
+    assert 3 == buf.readinto(Returns(Count.THREE))  # type: ignore[arg-type]  # returns an IntEnum
+    assert 3 == len(buf)
+
+
+def test_write_takes_any_bytes_like_object_even_an_empty_2d_one() -> None:
+    """D8: an empty 2-D buffer once raised TypeError from memoryview.cast."""
+    import array
+    import ctypes
+
+    buf = ByteBuffer(16)
+    assert 0 == buf.write(memoryview((ctypes.c_uint8 * 4 * 0)()))  # shape (0, 4)
+    assert 4 == buf.write(array.array("H", [0x4241, 0x4443]))
+    assert 3 == buf.write(memoryview(b"x-y-z-")[::2])  # strided: copied
+    assert 4 == buf.write(memoryview(bytearray(b"wxyz")).cast("B", (2, 2)))
+    assert b"ABCDxyzwxyz" == bytes(buf)
+    with pytest.raises(TypeError, match=r"^data must be a bytes-like object, got int 5$"):
+        buf.write(5)  # type: ignore[arg-type]  # the point of the test
+    assert 11 == len(buf)
 
 
 def test_readinto_from_files() -> None:

@@ -92,14 +92,6 @@ def test_header_rejects_non_ints() -> None:
         Header(0, 0, 0, 1)  # type: ignore[arg-type]  # testing the runtime check
 
 
-def test_frame_error_is_a_value_error_and_a_pool_error_and_pickles() -> None:
-    err = FrameError("bad", 7)
-    assert isinstance(err, ValueError)
-    assert isinstance(err, PoolError)
-    copy = pickle.loads(pickle.dumps(err))
-    assert ("bad", 7) == (str(copy), copy.offset)
-
-
 def _wire(raw_ext: int, msg_type: int, payload: bytes) -> bytes:
     return raw_ext.to_bytes(2, "little") + bytes([msg_type]) + len(payload).to_bytes(3, "little") + payload
 

@@ -1,0 +1,51 @@
+"""Warnings are attributed to the first frame outside objpool, however deep the call."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import pytest
+
+from objpool import ByteBuffer, Pool
+from objpool.sv2 import BufferPool, PooledBuffer
+
+
+def test_a_leak_found_deep_inside_objpool_points_here() -> None:
+    """A PooledBuffer slice leaked: Slice.__del__ -> ... all objpool frames are skipped."""
+    buf = PooledBuffer(Pool(lambda: ByteBuffer(16), 1))
+    buf.write(b"abc")
+    with pytest.warns(ResourceWarning) as caught:
+        buf.get_data_owned()  # dropped at once, on this line
+    assert [__file__] == [w.filename for w in caught]
+
+
+def test_a_leak_found_by_the_collector_points_at_where_it_ran() -> None:
+    pool = BufferPool(16)
+    pool.write(b"abc")
+    s = pool.get_data_owned()
+    cycle: list[object] = [s]
+    cycle.append(cycle)
+    del s, cycle
+    with pytest.warns(ResourceWarning) as caught:
+        gc.collect()
+    assert [__file__] == [w.filename for w in caught]
+
+
+def test_rebuild_warnings_point_at_the_call_that_found_the_failure() -> None:
+    calls = 0
+
+    def factory() -> ByteBuffer:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError("no memory")
+        return ByteBuffer(4)
+
+    pool = Pool(factory, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        pool.allocate()  # leaked
+    with pytest.warns(RuntimeWarning, match=r"factory\(\) failed to rebuild a slot \(OSError\('no memory'\)\)") as caught:
+        pool.stats()
+    assert [__file__] == [w.filename for w in caught]
