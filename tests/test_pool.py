@@ -454,7 +454,7 @@ def test_a_warnings_handler_may_call_back_into_the_pool() -> None:
     ref = pool.allocate()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = show  # type: ignore[assignment]  # a handler that calls back in
+        warnings.showwarning = show  # a handler that calls back in
 
         def leak() -> None:
             nonlocal ref
