@@ -85,6 +85,9 @@ def as_byte_view(data: Buffer, name: str = "data") -> memoryview:
         view = memoryview(data)
     except TypeError:
         reject(TypeError, name, "a bytes-like object", data)
+    kind = data.__class__
+    if kind is bytes or kind is bytearray:  # flat already; skips 3 attribute reads (~300 Ir)
+        return view
     if view.format == "B" and view.ndim == 1 and view.c_contiguous:
         return view
     if not view.nbytes:  # cast() refuses shapes with a 0 in them; nothing to view anyway

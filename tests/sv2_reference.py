@@ -2,8 +2,8 @@
 
 Invariant: with `fixed=False` this follows upstream method by method, defects included (the
 XOR toggle, B1, B2, B3, usize underflow and out-of-bounds panics raised as `UpstreamPanic`);
-with `fixed=True` it applies exactly the minimal B1-B3 fixes of BUFFER_SV2.md and explicit
-set/clear ownership. `objpool.sv2.BufferPool` must agree with `fixed=True` on every observable
+with `fixed=True` it applies exactly the minimal B1-B3 fixes that `objpool/sv2/_buffer_pool.py`
+describes, and explicit set/clear ownership. `objpool.sv2.BufferPool` must agree with `fixed=True` on every observable
 (slot index, pool or system memory, offset, mode, bitmap) after every operation.
 
 Names mirror upstream (`pool_back`, `inner_memory`, `try_clear_tail_unchecked`, ...).

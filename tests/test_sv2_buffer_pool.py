@@ -3,7 +3,9 @@
 Traces T1-T22 were recorded by building and running upstream buffer_sv2 3.0.1
 (stratum-mining/stratum, sv2/buffer-sv2): `W n` is get_writable(n), fill, get_data_owned,
 keeping the slice to the end of the test (Rust's drop at scope end); messages are 5 bytes
-and the capacity 40 unless stated.
+and the capacity 40 unless stated. A trace's `Front(back_start, capacity)` is upstream's
+internal `PoolFront` state, which no public API shows: those checks read `_f_back_start` and
+`_f_capacity`, the only private reads here besides a guard test that corrupts the map.
 """
 
 from __future__ import annotations

@@ -6,14 +6,23 @@ thread: releasing threads only append their index to `_released` (one atomic `li
 and the owner folds that list into the map (explicit clear, never a toggle) before it reads
 the map, at the start of `get_writable`, `get_data_owned`, `slot_bits` and `is_droppable`.
 
-The algorithm is upstream's, ported method by method (names kept: `_try_clear_tail_unchecked`,
-`_try_clear_head`, `_change_mode`, ...), quirks included, with three minimal fixes
-(BUFFER_SV2.md, "How to fix"):
+The algorithm is upstream's (stratum-mining/stratum, `sv2/buffer-sv2`, release 3.0.1), ported
+method by method (names kept: `_try_clear_tail_unchecked`, `_try_clear_head`, `_change_mode`,
+...), quirks included: the tail clear shrinks `PoolBack.len` even when the move then fails, the
+head clear overwrites `back_start` even on its way to system memory, `try_clear_head`
+under-counts (upstream #2314). Three defects, observed by building and running upstream, are
+fixed minimally, each where it arises:
 
-- B1: a front tail clear that frees every front slice also resets the slot count.
-- B2: resuming at the back never starts inside a live front slice (resume at the larger of
-  upstream's offset and the end of the highest live front slot).
-- B3: the pool resets whenever no slice is alive, whatever `PoolBack.len` says.
+- B1: a front tail clear that frees every front slice left the slot count stale, so the next
+  front slice reused slot indexes live back slices held, and memory was handed out twice (no
+  upstream issue covers this branch; #2402 and #2273 are neighbours). Fix: also reset the
+  slot count there.
+- B2: resuming at the back after the front could start inside a live front slice (upstream
+  #2402). Fix: resume at the larger of upstream's offset and the end of the highest live front
+  slot, so sequences where upstream's offset is already safe keep upstream's results.
+- B3: a pool that fell back to system memory while its back run was empty stayed there for
+  good (related wedges: #2384, #2273). Fix: reset whenever no slice is alive, whatever
+  `PoolBack.len` says.
 
 `tests/sv2_reference.py` keeps a plain port (with and without the fixes) that the tests compare
 with this one on random operation sequences.

@@ -119,6 +119,7 @@ class Decoder:
         "_raw_ext",
         "_region",
         "_region_filled",
+        "_region_size",
         "_size",
         "_type_len",
         "_whole",
@@ -140,6 +141,7 @@ class Decoder:
         self._size = 0
         self._got = 0
         self._region: memoryview | None = None
+        self._region_size = 0
         self._region_filled = 0
         # The view last handed out by get_buffer() or writable() (the head area, the open
         # step, or a tail of either), and whether it came from writable(), whose contract
@@ -227,7 +229,8 @@ class Decoder:
         """
         if self._phase is _BROKEN:
             self._raise()
-        self._drop_chunk()
+        if self._chunk is not None:
+            self._drop_chunk()
         chunk = self._chunk = self._want(0)
         self._whole = False
         return chunk
@@ -247,8 +250,11 @@ class Decoder:
         chunk = self._chunk
         if chunk is None:
             raise RuntimeError("buffer_updated() without get_buffer()")
-        check_int("nbytes", nbytes, 0, len(chunk))
-        self._drop_chunk()
+        if nbytes.__class__ is not int or not 0 <= nbytes <= len(chunk):
+            check_int("nbytes", nbytes, 0, len(chunk))  # raises, naming the rule
+        self._chunk = None
+        if chunk is not self._head and chunk is not self._region:
+            chunk.release()  # the transport must not write through it any more
         return self._advance(nbytes)
 
     def feed(self, data: ReadableBuffer) -> list[Frame]:
@@ -264,7 +270,8 @@ class Decoder:
         if self._phase is _BROKEN:
             self._raise()
         src = as_byte_view(data)
-        self._drop_chunk()
+        if self._chunk is not None:
+            self._drop_chunk()
         frames: list[Frame] = []
         pos = 0
         end = len(src)
@@ -276,7 +283,7 @@ class Decoder:
                     raw_ext, type_len = _HEADER.unpack_from(src, pos)
                     ev = self._begin(raw_ext, type_len, src, pos, end - pos - HEADER_LEN)
                     # _begin took the frame's bytes from `data`: all of them, or _got so far.
-                    pos += len(ev) if ev.__class__ is Frame else self._got
+                    pos += self._size if ev.__class__ is Frame else self._got
                 else:
                     dst = self._want(end - pos)
                     take = min(len(dst), end - pos)
@@ -321,6 +328,7 @@ class Decoder:
         if region is None:
             step = min(self._size - self._got, avail if avail > FRAME_STEP else FRAME_STEP)
             region = self._region = self._buffer.get_writable(step)
+            self._region_size = step
             self._region_filled = 0
             return region
         filled = self._region_filled
@@ -340,10 +348,8 @@ class Decoder:
         if got == self._size:
             self._close_region()
             return self._take()
-        region = self._region
-        assert region is not None
         filled = self._region_filled + n
-        if filled == len(region):
+        if filled == self._region_size:
             self._close_region()  # the next _want() opens the next step
         else:
             self._region_filled = filled
@@ -379,6 +385,7 @@ class Decoder:
             return self._take()
         if take < step:
             self._region = region
+            self._region_size = step
             self._region_filled = take
         else:
             region.release()  # the step is full; the next _want() opens another
@@ -391,10 +398,9 @@ class Decoder:
         offset = self._offset
         self._offset = offset + size
         self._phase = _WAIT_HEADER
-        self._got = 0
-        self._size = 0
-        if len(data) != size:
-            n = len(data)
+        self._got = 0  # _size stays: feed() reads it to know how much the frame took
+        if data._len != size:  # Slice.__len__ without the call: ~5% of a small frame
+            n = data._len
             data.release()
             self._fail(f"the buffer handed over {n} bytes for a {size}-byte frame: something else wrote into it", offset)
         return Frame._checked(data, self._raw_ext, self._type_len)
