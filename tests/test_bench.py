@@ -82,9 +82,12 @@ def test_module_runs_as_a_command() -> None:
     assert "2. Sv2 single thread" in proc.stderr  # the progress line
 
 
-def test_workload_registry_matches_names() -> None:
+def test_workloads_are_listed_in_order_and_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert list(WORKLOADS) == EXPECTED_WORKLOADS
-    assert all(WORKLOADS[name].name == name for name in WORKLOADS)
+    with pytest.raises(SystemExit):
+        main(["--help"], out=io.StringIO())
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "run only this workload (repeatable): " + ", ".join(EXPECTED_WORKLOADS) in help_text
 
 
 def test_format_time_picks_a_unit() -> None:

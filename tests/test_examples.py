@@ -150,3 +150,16 @@ def test_examples_run_as_scripts(
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert capsys.readouterr().out.strip()
 
+
+
+# -- stalled_peers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["system", "pooled"])
+def test_stalled_peers_pin_one_step_each(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import stalled_peers  # noqa: E402  # examples/ is on the path (set above)
+
+    assert 0 == stalled_peers.main(["--connections", "20", "--buffer", kind, "--timeout", "20"])
+    out = capsys.readouterr().out
+    assert f"20 peers, each sent one 6-byte header announcing 1048576 bytes, then stalled ({kind} buffers):" in out
+    assert re.search(r"reserved in the buffers: +1\.3 MiB \(64\.0 KiB per peer\)$", out, re.M)
