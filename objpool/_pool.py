@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
-from ._validate import check_callable, check_int, check_optional_str
+from ._validate import check_callable, check_int, check_optional_str, reject
 from ._warn import warn_user
 
 __all__ = ["OwnedRef", "Pool", "PoolStats", "Reset"]
@@ -385,7 +385,7 @@ class Pool(Generic[T]):
         except AttributeError:
             if isinstance(ref, OwnedRef):
                 raise TypeError(_NOT_A_HANDLE) from None
-            raise TypeError(f"deallocate() takes an OwnedRef, got {type(ref).__name__!r}") from None
+            reject(TypeError, "ref", "an OwnedRef", ref)
         if pool is not self:
             raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
         try:

@@ -225,7 +225,7 @@ def test_foreign_handle_is_refused_and_neither_pool_changes() -> None:
 
 def test_deallocate_refuses_non_handles() -> None:
     pool = Pool(Widget, 1)
-    with pytest.raises(TypeError, match=r"^deallocate\(\) takes an OwnedRef, got 'Widget'$"):
+    with pytest.raises(TypeError, match=r"^ref must be an OwnedRef, got Widget <"):
         pool.deallocate(Widget())  # type: ignore[arg-type]  # the point of the test
 
 

@@ -166,6 +166,15 @@ def test_frame_rejects_a_slice_that_is_not_one_frame(wire: bytes, message: str) 
     data.release()
 
 
+def test_frame_takes_only_a_live_slice() -> None:
+    with pytest.raises(TypeError, match=r"^data must be a Slice, got bytes b'"):
+        Frame(_wire(0, 1, b"abc"))  # type: ignore[arg-type]  # the point of the test
+    data = Slice(_wire(0, 1, b"abc"))
+    data.release()
+    with pytest.raises(StaleRefError):
+        Frame(data)
+
+
 def test_encoder_writes_header_and_payload_into_one_slice() -> None:
     encoder = Encoder(BufferFromSystemMemory())
     with encoder.encode(0x03, b"\x09\x00\x00\x00hi", extension_type=0x0201, channel_msg=True) as data:

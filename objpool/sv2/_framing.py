@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Final, final
 from .._errors import FrameError
 from .._validate import check_int, reject
 
+from ._slice import Slice
+
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
-
-    from ._slice import Slice
 
 __all__ = [
     "CHANNEL_ID_LEN",
@@ -126,7 +126,11 @@ class Frame:
         Raises:
             FrameError: the bytes are not one valid frame (offset 0); `data` is then left
                 to the caller, unreleased.
+            TypeError: `data` is not a `Slice`.
+            StaleRefError: `data` was released.
         """
+        if data.__class__ is not Slice:
+            reject(TypeError, "data", "a Slice", data)
         view = data.view
         size = len(view)
         if size < HEADER_LEN:
