@@ -301,6 +301,14 @@ class Server:
         self.protocols.append(proto)
         return proto
 
+    async def finish(self, writer: asyncio.StreamWriter) -> None:
+        """Close the client's side, check the server saw a clean end, and stop the server."""
+        writer.close()
+        await writer.wait_closed()
+        assert await self.closed is None
+        self.server.close()
+        await self.server.wait_closed()
+
     async def start(self) -> int:
         server = await asyncio.get_running_loop().create_server(self.make_protocol, "127.0.0.1", 0)
         self.server = server
@@ -351,11 +359,7 @@ def test_loopback_split_frames_and_many_per_write(make_buffer: Callable[[], Buff
         writer.write(stream[pos:])  # the rest in one go: many frames per write
         await writer.drain()
         await consumer
-        writer.close()
-        await writer.wait_closed()
-        assert await server.closed is None
-        server.server.close()
-        await server.server.wait_closed()
+        await server.finish(writer)
         [proto] = server.protocols
         assert 0 == len(proto.decoder.buffer)
         assert proto.decoder.buffer.is_droppable()
@@ -432,11 +436,7 @@ def test_channel_frames_over_a_socket() -> None:
             bytes(frame.payload[4:]),
         )
         frame.release()
-        writer.close()
-        await writer.wait_closed()
-        assert await server.closed is None
-        server.server.close()
-        await server.server.wait_closed()
+        await server.finish(writer)
 
     run(main)
 
@@ -472,11 +472,7 @@ def test_loopback_backpressure_bounds_what_a_greedy_consumer_holds() -> None:
                 received.append((frame.msg_type, bytes(frame.payload)))
         assert specs == received
         assert 0 == proto.unreleased
-        writer.close()
-        await writer.wait_closed()
-        assert await server.closed is None
-        server.server.close()
-        await server.server.wait_closed()
+        await server.finish(writer)
 
     run(main)
 
