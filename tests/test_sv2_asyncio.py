@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import assert_type
 
 import pytest
 from hypothesis import given, settings
@@ -148,7 +149,12 @@ def test_bad_arguments_are_refused_at_once(
 
 
 def test_max_unreleased_defaults_to_one_largest_frame() -> None:
-    assert 1 << 20 == Sv2Protocol(Decoder(BufferFromSystemMemory()), print).max_unreleased
+    proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), print)
+    assert (1 << 20, 0, False) == (
+        assert_type(proto.max_unreleased, int),
+        assert_type(proto.unreleased, int),
+        assert_type(proto.reading_paused, bool),
+    )
     assert FRAME_STEP == Sv2Protocol(Decoder(BufferFromSystemMemory(), max_payload=10), print).max_unreleased
 
 

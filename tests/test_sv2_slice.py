@@ -7,6 +7,7 @@ import gc
 import pickle
 import sys
 import threading
+from typing import assert_type
 
 import pytest
 
@@ -60,7 +61,9 @@ def test_adopted_slice_reports_index_and_pool() -> None:
 
 def test_adopt_takes_the_view_over_without_a_copy() -> None:
     memory = bytearray(b"0123456789")
-    s = Slice.adopt(memoryview(memory)[2:5])
+    s = assert_type(Slice.adopt(memoryview(memory)[2:5]), Slice)
+    assert_type(s[0], int)
+    assert_type(s[0:1], memoryview)
     assert (None, False, b"234") == (s.index, s.from_pool, bytes(s))
     s.view[0] = ord("X")
     assert memory[2] == ord("X")
