@@ -508,3 +508,43 @@ def test_loopback_stalled_peers_pin_one_step_each_whatever_they_announce() -> No
         await server.server.wait_closed()
 
     run(main)
+
+
+def test_releases_racing_deliveries_from_another_thread_keep_the_count_exact() -> None:
+    """Frames released on a worker thread while the loop delivers more: the count never drifts."""
+    import queue
+    import sys
+    import threading
+
+    async def main() -> None:
+        handed: queue.Queue[Frame | None] = queue.Queue()
+        proto = Sv2Protocol(Decoder(BufferFromSystemMemory()), handed.put, max_unreleased=2_000)
+        transport = FakeTransport()
+        proto.connection_made(transport)
+
+        def worker() -> None:
+            while (frame := handed.get()) is not None:
+                frame.release()
+
+        thread = threading.Thread(target=worker)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+        try:
+            thread.start()
+            wire_bytes = wire(7, bytes(94))  # 100 bytes on the wire
+            for _ in range(3_000):
+                while not transport.reading:  # paused: let the loop run the resume callback
+                    await asyncio.sleep(0)
+                feed_bytes(proto, wire_bytes)
+                assert proto.unreleased <= 2_000 + 100
+        finally:
+            handed.put(None)
+            thread.join(timeout=30)
+            sys.setswitchinterval(interval)
+        assert not thread.is_alive()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert (0, False, True) == (proto.unreleased, proto.reading_paused, transport.reading)
+        proto.connection_lost(None)
+
+    run(main)

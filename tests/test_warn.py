@@ -49,3 +49,26 @@ def test_rebuild_warnings_point_at_the_call_that_found_the_failure() -> None:
     with pytest.warns(RuntimeWarning, match=r"factory\(\) failed to rebuild a slot \(OSError\('no memory'\)\)") as caught:
         pool.stats()
     assert [__file__] == [w.filename for w in caught]
+
+
+def test_leaks_still_alive_at_interpreter_exit_are_reported_cleanly() -> None:
+    """Finalisers run while the interpreter tears down: warnings, never a traceback."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        from objpool import ByteBuffer, Pool
+        from objpool.sv2 import BufferPool, PooledBuffer, Slice
+        bp = BufferPool(64); bp.write(b"abc"); s = bp.get_data_owned()
+        pool = Pool(lambda: ByteBuffer(16), 2); pb = PooledBuffer(pool); pb.write(b"x"); t = pb.get_data_owned()
+        ref = pool.allocate()
+        cycle = [Slice(b"cycle")]; cycle.append(cycle)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True, timeout=60)
+    assert 0 == proc.returncode, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all("ResourceWarning: " in line for line in lines), proc.stderr
+    assert 4 == len(lines), "two pooled slices, one handle, one slice in a cycle"
