@@ -20,7 +20,6 @@ from objpool import (
     OwnedRef,
     Pool,
     PoolClosedError,
-    PoolError,
     PoolExhaustedError,
     Reset,
     StaleRefError,
@@ -312,8 +311,9 @@ def test_factory_failing_to_rebuild_retires_the_slot_with_a_warning() -> None:
     pool = Pool(factory, 2)
     ref = pool.allocate()
     ref.value.fail_next = True
-    with pytest.raises(ResetFailed), pytest.warns(RuntimeWarning, match=r"factory\(\) failed to rebuild a slot"):
+    with pytest.raises(ResetFailed), pytest.warns(RuntimeWarning, match=r"factory\(\) failed to rebuild a slot") as caught:
         ref.release()
+    assert [__file__] == [w.filename for w in caught], "the warning points at the release, not at objpool"
     assert pool.stats().retired == 1
     assert pool.capacity == 1
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from objpool import FrameError, PoolError, StaleRefError
+from objpool import FrameError, StaleRefError
 from objpool.sv2 import (
     CHANNEL_MSG_FLAG,
     HEADER_LEN,
