@@ -453,10 +453,10 @@ class Pool(Generic[T]):
         """Put a fresh object in a slot whose object left circulation, or retire the slot.
 
         The slot belongs to the calling thread alone (counted in `_rebuilding`, in no list),
-        so no lock is needed, and none is held while `factory()` runs. Whatever `factory()` raises, the
-        slot ends in exactly one place: back on the free stack, or retired. The old object
-        may still be referenced elsewhere (a leak) or be half-reset (a failed reset), so it
-        is never lent again: that would alias it.
+        so no lock is needed, and none is held while `factory()` runs. Whatever `factory()`
+        raises, the slot ends in exactly one place: back on the free stack, or retired. The
+        old object may still be referenced elsewhere (a leak) or be half-reset (a failed
+        reset), so it is never lent again: that would alias it.
         """
         factory = self._factory
         if factory is None:
