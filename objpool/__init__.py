@@ -1,5 +1,8 @@
 """objpool: typed, thread-safe object and byte-buffer pools with linear handles."""
 
+__version__ = "0.1.0"
+"""The installed release (PEP 440); also the distribution's version."""
+
 from ._bytebuffer import (
     ByteBuffer as ByteBuffer,
     SupportsReadinto as SupportsReadinto,

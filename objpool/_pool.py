@@ -519,13 +519,15 @@ class Pool(Generic[T]):
 
     @property
     def lent(self) -> int:
-        """Objects lent through live handles now."""
-        return self.stats().lent
+        """Objects lent through live handles now. O(1), like `free`; `stats()` is O(capacity)."""
+        self._drain_leaks()
+        return self._size - len(self._free) - self._retired - self._rebuilding
 
     @property
     def free(self) -> int:
         """Objects ready to lend now."""
-        return self.stats().free
+        self._drain_leaks()
+        return len(self._free)
 
     def stats(self) -> PoolStats:
         """A snapshot of the counters (exact when no other thread is mid-call).

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+import objpool
 from held import release_all_held
 
 settings.register_profile("default", max_examples=100, deadline=None)
@@ -27,3 +28,8 @@ def release_held() -> Iterator[None]:
     """Release the slices the test kept with `held.hold()`, as its scope ends."""
     yield
     release_all_held()
+
+
+def pytest_report_header() -> str:
+    """Say which objpool the run tests: CI wants the installed one, not the checkout."""
+    return f"objpool {objpool.__version__} from {objpool.__file__}"

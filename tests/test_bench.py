@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import child
 from objpool.bench import _harness, main
 from objpool.bench._baselines import MaxEfficiency, PPool, PPoolBuffer
 from objpool.bench._cli import WORKLOADS
@@ -66,14 +65,11 @@ def test_unknown_workload_is_refused() -> None:
 
 def test_module_runs_as_a_command() -> None:
     """`python -m objpool.bench` works, shows progress on stderr and the header on stdout."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "objpool.bench", "--smoke", "--only", "sv2-single"],
+        child.python("-m", "objpool.bench", "--smoke", "--only", "sv2-single"),
         capture_output=True,
         text=True,
-        env=env,
+        env=child.environment(),
         timeout=120,
         check=True,
     )

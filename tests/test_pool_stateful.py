@@ -159,7 +159,8 @@ class PoolMachine(RuleBasedStateMachine):
     def pool_agrees_with_model(self) -> None:
         s = self.pool.stats()
         note(f"{self.pool!r} {s}")
-        assert s.lent == len(self.held)
+        assert s.lent == len(self.held) == self.pool.lent  # the O(1) properties agree
+        assert s.free == self.pool.free
         assert s.capacity == self.capacity
         assert s.free == self.capacity - len(self.held)
         assert s.closed == self.closed

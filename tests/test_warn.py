@@ -34,8 +34,9 @@ def test_a_leak_found_by_the_collector_points_at_where_it_ran() -> None:
 def test_leaks_still_alive_at_interpreter_exit_are_reported_cleanly() -> None:
     """Finalisers run while the interpreter tears down: warnings, never a traceback."""
     import subprocess
-    import sys
     import textwrap
+
+    import child
 
     script = textwrap.dedent(
         """
@@ -47,7 +48,9 @@ def test_leaks_still_alive_at_interpreter_exit_are_reported_cleanly() -> None:
         cycle = [Slice(b"cycle")]; cycle.append(cycle)
         """
     )
-    proc = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        child.python("-W", "always", "-c", script), env=child.environment(), capture_output=True, text=True, timeout=60
+    )
     assert 0 == proc.returncode, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines and all("ResourceWarning: " in line for line in lines), proc.stderr

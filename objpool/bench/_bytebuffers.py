@@ -177,7 +177,8 @@ def _run_child(settings: Settings, progress: Progress) -> list[GroupResult]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(objpool.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-c", "from objpool.bench._bytebuffers import child_main; child_main()"],
+        # -P: no current directory on sys.path, where another objpool could shadow this one.
+        [sys.executable, "-P", "-c", "from objpool.bench._bytebuffers import child_main; child_main()"],
         input=json.dumps({"settings": dataclasses.asdict(settings), "progress": progress.enabled}),
         capture_output=False,
         stdout=subprocess.PIPE,
