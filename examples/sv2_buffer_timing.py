@@ -52,7 +52,7 @@ def run(messages: int, size: int, repeats: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--size", type=int, default=60, help="message bytes (default 60)")
     parser.add_argument("--repeats", type=int, default=5)

@@ -44,6 +44,9 @@ class Reset(Protocol):
 
 T = TypeVar("T")  # invariant: a Pool[T] both hands out and takes back T
 R = TypeVar("R", bound=Reset)
+# from_items' own element type: a classmethod called on the bare class cannot solve the class's
+# T from its arguments in every checker (pyright infers Pool[Unknown]), so it gets a new one.
+U = TypeVar("U")
 
 _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
 
@@ -267,8 +270,8 @@ class Pool(Generic[T]):
     @overload
     @classmethod
     def from_items(
-        cls, items: Iterable[T], *, reset: Callable[[T], object], name: str | None = None
-    ) -> Pool[T]: ...
+        cls, items: Iterable[U], *, reset: Callable[[U], object], name: str | None = None
+    ) -> Pool[U]: ...
     @classmethod
     def from_items(
         cls,

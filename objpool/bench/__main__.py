@@ -6,6 +6,7 @@ import sys
 from ._cli import main
 
 if __name__ == "__main__":
+    status: int
     try:
         status = main()
     except BrokenPipeError:  # e.g. `python -m objpool.bench | head`: not an error worth a traceback
