@@ -45,7 +45,11 @@ def test_smoke_every_workload(tmp_path: Path) -> None:
                 assert row["median_ns"] > 0
                 if row["name"] == group["baseline"]:
                     assert row["speedup_vs_baseline"] == 1.0
-    assert "\nSummary\n" in text
+    assert text.index("\nSummary\n") < text.index("\nNames in the summary\n") < text.index("\n== 1. "), (
+        "the summary and its legend come before the tables"
+    )
+    for term in ("PPool", "MaxEfficiency", "multi-thread 1", "multi-thread 2", "mmap threshold"):
+        assert f"\n- {term}: " in text, f"{term} is used in the summary but not explained"
     keys = [g["key"] for w in doc["workloads"] for g in w["groups"]]
     assert any(k.startswith("mmap threshold/") for k in keys), "the child process's groups are missing"
 

@@ -1,7 +1,8 @@
 """The command line: pick workloads and a preset, print the header, tables and summary.
 
 Invariant: everything printed or written to `--json` comes from this one run; the summary
-is computed from the tables above it, never typed in.
+is computed from the tables below it, never typed in. The summary comes first, right after
+the header, followed by what each name in it means; the tables follow.
 
     python -m objpool.bench --quick                 # under a minute on two cores
     python -m objpool.bench                         # the full run, about a minute
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -33,6 +35,25 @@ WORKLOADS: Final[dict[str, Workload]] = {
         _decoder.WORKLOAD,
         _bytebuffers.WORKLOAD,
     )
+}
+
+
+# What the names in the summary mean; each is printed once, under the summary, if used there.
+LEGEND: Final[dict[str, str]] = {
+    "PPool": "an unchecked pool: a plain list of free objects, no handles, no checks; it lends "
+    "one object twice after a double release. The speed a careless pool gets.",
+    "MaxEfficiency": "a deliberately broken Sv2 buffer that never allocates and never checks (every "
+    "slice shares one memory): a bound no correct buffer reaches. Benchmark code: always interpreted.",
+    "BufferFromSystemMemory": "the Sv2 buffer that gives each message fresh memory: the no-pool baseline.",
+    "10-byte chunks": "each message written as upstream's benchmark writes it, in 10-byte get_writable "
+    "calls; 'one chunk': one get_writable per message.",
+    "multi-thread 1": "each iteration's two slices go to two worker threads that release them after "
+    "the hold (--hold-ms); only the producer is timed.",
+    "multi-thread 2": "as multi-thread 1, but each iteration also waits until both slices were released.",
+    "Decoder, feed": "Decoder.feed() with chunks split at random; 'recv': get_buffer()/buffer_updated() "
+    "with short reads; 'asyncio': Sv2Protocol over loopback TCP ('read-ahead': read_ahead=64 KiB).",
+    "mmap threshold": "run again in a child process with MALLOC_MMAP_THRESHOLD_=131072, so big blocks "
+    "come from fresh mmap as in a long-running process with a fragmented heap.",
 }
 
 
@@ -93,19 +114,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     progress = Progress(enabled=not args.no_progress)
     start = time.perf_counter()
     results: list[WorkloadResult] = []
+    tables = io.StringIO()  # printed after the summary, which needs every table first
     for name in names:
         workload = WORKLOADS[name]
         progress.workload(workload.title)
         result = workload.run(settings, progress)
         progress.done()
         results.append(result)
-        _print_workload(result, stdout)
+        _print_workload(result, tables)
     elapsed = time.perf_counter() - start
     print("\nSummary", file=stdout)
-    for result in results:
-        for line in result.summary:
-            print(f"- {line}", file=stdout)
+    lines = [line for result in results for line in result.summary]
+    for line in lines:
+        print(f"- {line}", file=stdout)
     print(f"(measured in {elapsed:.1f} s)", file=stdout)
+    used = [term for term in LEGEND if any(term in line for line in lines)]
+    if used:
+        print("\nNames in the summary", file=stdout)
+        for term in used:
+            print(f"- {term}: {LEGEND[term]}", file=stdout)
+    stdout.write(tables.getvalue())
     if args.json:
         document = {
             "machine": facts,
