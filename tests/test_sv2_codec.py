@@ -414,6 +414,31 @@ def test_a_stalled_peer_pins_one_step_beyond_what_it_sent() -> None:
         frame.release()
 
 
+@settings(max_examples=SCALE // 4, deadline=None)
+@given(
+    lengths=st.lists(st.sampled_from([0, 10, FRAME_STEP - 7, FRAME_STEP, 3 * FRAME_STEP + 5]), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_memory_never_runs_more_than_a_step_ahead_of_the_bytes(lengths: list[int], data: st.DataObject) -> None:
+    """After every feed(), whatever the splits: reserved <= received + FRAME_STEP."""
+    buffer = SpyBuffer()
+    decoder = Decoder(buffer)
+    stream = memoryview(b"".join(wire(0, 1, bytes(n)) for n in lengths))
+    frames: list[Frame] = []
+    pos = 0
+    try:
+        while pos < len(stream):
+            n = data.draw(st.integers(1, 2 * FRAME_STEP), label="chunk")
+            frames += decoder.feed(stream[pos : pos + n])
+            pos += n
+            in_frame = sum(buffer.reserved) - sum(len(f) for f in frames)
+            assert in_frame <= decoder.pending + FRAME_STEP, (in_frame, decoder.pending)
+        assert [6 + n for n in lengths] == [len(f) for f in frames]
+    finally:
+        for f in frames:
+            f.release()
+
+
 def test_small_frames_are_reserved_whole() -> None:
     buffer = SpyBuffer()
     decoder = Decoder(buffer)
