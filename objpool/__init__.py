@@ -17,9 +17,16 @@ from ._errors import (
     PoolExhaustedError as PoolExhaustedError,
     StaleRefError as StaleRefError,
 )
-from ._pool import OwnedRef as OwnedRef, Pool as Pool, PoolStats as PoolStats, Reset as Reset
+from ._pool import (
+    COMPILED as COMPILED,
+    OwnedRef as OwnedRef,
+    Pool as Pool,
+    PoolStats as PoolStats,
+    Reset as Reset,
+)
 
 __all__ = [
+    "COMPILED",
     "BufferFullError",
     "ByteBuffer",
     "ForeignRefError",

@@ -25,13 +25,13 @@ import threading
 import tracemalloc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_int, check_optional_str, reject
 from ._warn import warn_user
 
-__all__ = ["OwnedRef", "Pool", "PoolStats", "Reset"]
+__all__ = ["COMPILED", "OwnedRef", "Pool", "PoolStats", "Reset"]
 
 
 @runtime_checkable
@@ -198,8 +198,107 @@ def _call_reset(obj: Reset) -> None:
     obj.reset()
 
 
+class _PoolCore(Generic[T]):
+    """`Pool`'s hot path: lend, take back, and nothing else.
+
+    When the install compiled it, `objpool._cpool.PoolCore` replaces this class (and
+    `objpool._cpool.OwnedRef` the handle above): the same methods and messages, checked by
+    the same tests. Rare paths stay in `Pool`, which the core calls back into.
+    """
+
+    __slots__ = ("_closed", "_free", "_items", "_reset", "_uses")
+    _closed: bool
+    _free: list[int]
+    _items: list[T]
+    _reset: Callable[[Any], object]  # one class's unbound reset(), _call_reset, or the user's
+    _uses: list[int]
+
+    # -- the hot path ---------------------------------------------------------------
+
+    def allocate(self) -> OwnedRef[T]:
+        """Lend an object through a new handle.
+
+        Raises:
+            PoolExhaustedError: every object is lent; release one first, or call
+                `try_allocate()` to get `None` instead.
+            PoolClosedError: `close()` was called.
+        """
+        if self._closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+        try:
+            index = self._free.pop()
+        except IndexError:
+            index = self._allocate_slow()
+        self._uses[index] += 1
+        ref: OwnedRef[T] = OwnedRef()
+        ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
+        ref._value = self._items[index]
+        ref._claim = [index]
+        return ref
+
+    def try_allocate(self) -> OwnedRef[T] | None:
+        """Like `allocate()`, but return `None` when every object is lent.
+
+        Raises:
+            PoolClosedError: `close()` was called (a closed pool is not merely full).
+        """
+        try:
+            return self.allocate()
+        except PoolExhaustedError:
+            return None
+
+    def deallocate(self, ref: OwnedRef[T]) -> None:
+        """Reset the handle's object, return it to the pool and kill the handle.
+
+        Raises:
+            StaleRefError: the handle was already released.
+            ForeignRefError: another pool lent the handle; neither pool changes.
+            TypeError: `ref` is not an `OwnedRef`.
+            Exception: whatever the reset raised. The handle is dead, the object left
+                circulation, and its slot holds a fresh `factory()` object (or is
+                retired when there is no factory).
+        """
+        try:
+            pool = ref._pool
+            claim = ref._claim
+        except AttributeError:
+            if isinstance(ref, OwnedRef):
+                raise TypeError(_NOT_A_HANDLE) from None
+            reject(TypeError, "ref", "an OwnedRef", ref)
+        if pool is not self:
+            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
+        try:
+            index = claim.pop()
+        except IndexError:
+            raise StaleRefError(f"{ref!r} was already released") from None
+        try:
+            self._reset(ref._value)
+        except BaseException:
+            self._reset_failed(index)
+            raise
+        self._free.append(index)
+
+    def _allocate_slow(self) -> int:
+        raise NotImplementedError  # Pool's
+
+    def _reset_failed(self, index: int) -> None:
+        raise NotImplementedError  # Pool's
+
+
+COMPILED = False
+"""Whether the hot path runs compiled (`objpool._cpool`) or as the Python above."""
+
+if not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
+    try:
+        from ._cpool import OwnedRef, PoolCore as _PoolCore
+    except ImportError:  # a pure-Python install: no compiler, or OBJPOOL_PURE_PYTHON=1
+        pass
+    else:
+        COMPILED = True
+
+
 @final
-class Pool(Generic[T]):
+class Pool(_PoolCore[T]):
     """A fixed-capacity pool: objects built up front, lent through linear handles.
 
     `allocate()` pops the most recently released object (LIFO, so caches stay warm),
@@ -208,22 +307,17 @@ class Pool(Generic[T]):
     """
 
     __slots__ = (
-        "_closed",
         "_exhausted",
         "_factory",
-        "_free",
-        "_items",
         "_leaked",
         "_leaks",
         "_lock",
         "_name",
         "_rebuilding",
-        "_reset",
         "_reset_failures",
         "_retired",
         "_size",
         "_user_reset",
-        "_uses",
         "__weakref__",
     )
 
@@ -293,7 +387,7 @@ class Pool(Generic[T]):
         objects = list(items)
         if not objects:
             raise ValueError("items must hold at least one object, got none")
-        pool: Pool[Any] = object.__new__(cls)
+        pool: Pool[Any] = cls.__new__(cls)
         pool._setup(objects, None, reset, name, "items")
         return pool
 
@@ -337,75 +431,25 @@ class Pool(Generic[T]):
         self._rebuilding = 0
         self._retired = 0
 
-    # -- the hot path ---------------------------------------------------------------
-
-    def allocate(self) -> OwnedRef[T]:
-        """Lend an object through a new handle.
-
-        Raises:
-            PoolExhaustedError: every object is lent; release one first, or call
-                `try_allocate()` to get `None` instead.
-            PoolClosedError: `close()` was called.
-        """
-        if self._closed:
-            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-        try:
-            index = self._free.pop()
-        except IndexError:
-            index = self._allocate_slow()
-        self._uses[index] += 1
-        ref: OwnedRef[T] = OwnedRef()
-        ref._pool = self
-        ref._value = self._items[index]
-        ref._claim = [index]
-        return ref
-
-    def try_allocate(self) -> OwnedRef[T] | None:
-        """Like `allocate()`, but return `None` when every object is lent.
-
-        Raises:
-            PoolClosedError: `close()` was called (a closed pool is not merely full).
-        """
-        try:
-            return self.allocate()
-        except PoolExhaustedError:
-            return None
-
-    def deallocate(self, ref: OwnedRef[T]) -> None:
-        """Reset the handle's object, return it to the pool and kill the handle.
-
-        Raises:
-            StaleRefError: the handle was already released.
-            ForeignRefError: another pool lent the handle; neither pool changes.
-            TypeError: `ref` is not an `OwnedRef`.
-            Exception: whatever the reset raised. The handle is dead, the object left
-                circulation, and its slot holds a fresh `factory()` object (or is
-                retired when there is no factory).
-        """
-        try:
-            pool = ref._pool
-            claim = ref._claim
-        except AttributeError:
-            if isinstance(ref, OwnedRef):
-                raise TypeError(_NOT_A_HANDLE) from None
-            reject(TypeError, "ref", "an OwnedRef", ref)
-        if pool is not self:
-            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
-        try:
-            index = claim.pop()
-        except IndexError:
-            raise StaleRefError(f"{ref!r} was already released") from None
-        try:
-            self._reset(ref._value)
-        except BaseException:
-            with self._lock:
-                self._reset_failures += 1
-                self._rebuilding += 1
-            self._rebuild(index)
-            raise
-        self._free.append(index)
-
     # -- rare paths -----------------------------------------------------------------
+
+    if TYPE_CHECKING:  # the hot path lives in _PoolCore; restated so type errors name Pool
+
+        def allocate(self) -> OwnedRef[T]:
+            return super().allocate()
+
+        def try_allocate(self) -> OwnedRef[T] | None:
+            return super().try_allocate()
+
+        def deallocate(self, ref: OwnedRef[T]) -> None:
+            super().deallocate(ref)
+
+    def _reset_failed(self, index: int) -> None:
+        """A reset raised in `deallocate`: count it and rebuild the slot (the caller re-raises)."""
+        with self._lock:
+            self._reset_failures += 1
+            self._rebuilding += 1
+        self._rebuild(index)
 
     def _allocate_slow(self) -> int:
         """The free stack was empty: take back leaked slots, or report exhaustion."""

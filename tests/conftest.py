@@ -32,4 +32,5 @@ def release_held() -> Iterator[None]:
 
 def pytest_report_header() -> str:
     """Say which objpool the run tests: CI wants the installed one, not the checkout."""
-    return f"objpool {objpool.__version__} from {objpool.__file__}"
+    build = "compiled hot path" if objpool.COMPILED else "pure Python"
+    return f"objpool {objpool.__version__}, {build}, from {objpool.__file__}"

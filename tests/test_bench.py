@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import child
+import objpool
 from objpool.bench import _harness, main
 from objpool.bench._baselines import MaxEfficiency, PPool, PPoolBuffer
 from objpool.bench._cli import WORKLOADS
@@ -29,7 +30,7 @@ def test_smoke_every_workload(tmp_path: Path) -> None:
     text = out.getvalue()
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert [w["name"] for w in doc["workloads"]] == EXPECTED_WORKLOADS
-    assert "interpreted" in doc["machine"]["objpool_build"] or "compiled" in doc["machine"]["objpool_build"]
+    assert doc["machine"]["objpool_build"].startswith("compiled" if objpool.COMPILED else "pure Python")
     repeats = doc["settings"]["repeats"]
     for workload in doc["workloads"]:
         assert workload["groups"], workload["name"]

@@ -18,10 +18,11 @@ __all__ = ["describe", "header_lines"]
 
 
 def _build() -> str:
-    path = _pool.__file__ or ""
-    if path.endswith(".py"):
-        return "interpreted (objpool._pool is a .py module)"
-    return f"compiled ({os.path.basename(path)})"
+    if _pool.COMPILED:
+        from .. import _cpool  # type: ignore[attr-defined]  # exists exactly when COMPILED
+
+        return f"compiled hot path ({os.path.basename(_cpool.__file__)}), the rest interpreted"
+    return "pure Python (interpreted)"
 
 
 def _version() -> str:
