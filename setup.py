@@ -1,7 +1,7 @@
 """Build objpool's compiled hot path when this machine can; install pure Python when it cannot.
 
-`pip install .` compiles `objpool/_cpool.pyx` with Cython when a C compiler and the Python
-headers work. Without them (or with `OBJPOOL_PURE_PYTHON=1`, or on an interpreter other than
+`pip install .` compiles the hot modules' twins (`objpool/_cpool.pyx`,
+`objpool/_cbytebuffer.pyx`) with Cython when a C compiler and the Python headers work. Without them (or with `OBJPOOL_PURE_PYTHON=1`, or on an interpreter other than
 CPython) the same package installs as pure Python: `objpool/_pool.py` is complete on its own,
 and `objpool.COMPILED` says which build is running.
 """
@@ -27,7 +27,10 @@ def _extensions() -> list[Extension]:
     except ImportError:  # a build without Cython: pure Python
         return []
     return cythonize(
-        [Extension("objpool._cpool", ["objpool/_cpool.pyx"])],
+        [
+            Extension("objpool._cpool", ["objpool/_cpool.pyx"]),
+            Extension("objpool._cbytebuffer", ["objpool/_cbytebuffer.pyx"]),
+        ],
         compiler_directives={"language_level": 3},
         quiet=True,
     )

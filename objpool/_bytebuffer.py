@@ -10,10 +10,11 @@ is already allocated and already mapped.
 
 from __future__ import annotations
 
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from typing_extensions import Buffer
 
+from ._compiled import COMPILED
 from ._errors import BufferFullError
 from ._validate import as_byte_view, check_int, reject
 from ._views import remember
@@ -217,3 +218,7 @@ class ByteBuffer:
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("ByteBuffer cannot be pickled; pickle bytes(buf) instead")
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from ._cbytebuffer import ByteBuffer

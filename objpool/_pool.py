@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
+from ._compiled import COMPILED
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_int, check_optional_str, reject
 from ._warn import warn_user
@@ -285,16 +286,8 @@ class _PoolCore(Generic[T]):
         raise NotImplementedError  # Pool's
 
 
-COMPILED = False
-"""Whether the hot path runs compiled (`objpool._cpool`) or as the Python above."""
-
-if not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
-    try:
-        from ._cpool import OwnedRef, PoolCore as _PoolCore
-    except ImportError:  # a pure-Python install: no compiler, or OBJPOOL_PURE_PYTHON=1
-        pass
-    else:
-        COMPILED = True
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
+    from ._cpool import OwnedRef, PoolCore as _PoolCore
 
 
 @final

@@ -12,16 +12,15 @@ import platform
 import sys
 from importlib import metadata
 
-from .. import _pool
+from .. import _compiled
 
 __all__ = ["describe", "header_lines"]
 
 
 def _build() -> str:
-    if _pool.COMPILED:
-        from .. import _cpool  # type: ignore[attr-defined]  # exists exactly when COMPILED
-
-        return f"compiled hot path ({os.path.basename(_cpool.__file__)}), the rest interpreted"
+    if _compiled.COMPILED:
+        twins = ", ".join(_compiled.TWINS)
+        return f"compiled hot path ({twins}), the rest interpreted"
     return "pure Python (interpreted)"
 
 
