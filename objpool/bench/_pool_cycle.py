@@ -14,7 +14,7 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Final, TypeVar
 
-from .. import ByteBuffer, Pool
+from .. import COMPILED, ByteBuffer, Pool
 from ._baselines import Cheap, DictHolder, PPool
 from ._harness import Clock, Contestant, Group, MakeTimer, Progress, Settings, Timer, Workload, WorkloadResult, format_time, run_group, speed_words
 
@@ -246,10 +246,21 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     threads = cheap.row(THREADS).median
     with_form = cheap.row(WITH).median
     ratio = threads / cheap.row(ONE_THREAD).median  # wall time against wall time
+    fresh = cheap.row(FRESH).median
+    if COMPILED:  # the compiled build is held to the cost of the allocation it replaces
+        cycle_target = (
+            f"= {cycle / fresh:.2f}x a fresh 2-slot object (compiled target <= 0.9x: "
+            f"{'met' if cycle <= 0.9 * fresh else 'MISSED'})"
+        )
+        with_target = (
+            f"{with_form / fresh:.2f}x a fresh object (target <= 1.6x: {'met' if with_form <= 1.6 * fresh else 'MISSED'})"
+        )
+    else:
+        cycle_target = f"(pure build target <= 250 ns: {'met' if cycle <= 250e-9 else 'MISSED'})"
+        with_target = f"{with_form / cycle:.2f}x the cycle"
     result.summary.append(
-        f"Pool allocate+deallocate {format_time(cycle)} per cycle (target <= 300 ns: "
-        f"{'met' if cycle <= 300e-9 else 'MISSED'}); with-form {format_time(with_form)} = {with_form / cycle:.2f}x the "
-        f"cycle (target <= 1.5x: {'met' if with_form <= 1.5 * cycle else 'MISSED'}); "
+        f"Pool allocate+deallocate {format_time(cycle)} per cycle {cycle_target}; with-form "
+        f"{format_time(with_form)} = {with_target}; "
         f"2 threads sharing one pool {format_time(threads)} per op = {ratio:.2f}x one thread, both in wall time (target <= 1.5x: "
         f"{'met' if ratio <= 1.5 else 'MISSED'}); unchecked PPool {format_time(cheap.row(PPOOL).median)}; "
         f"list.pop+append floor {format_time(cheap.row(FLOOR).median)}."
@@ -262,7 +273,6 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
             f"{what} ({format_time(measured.row(measured.baseline).median)} fresh, "
             f"{speed_words(pooled.speedup)} pooled)"
         )
-    fresh = cheap.row(FRESH).median
     if fresh < cycle:
         cheap_text = (
             f"It does not pay for cheap ones: a fresh 2-slot object takes {format_time(fresh)}, "
