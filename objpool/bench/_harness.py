@@ -80,7 +80,7 @@ class Settings:
     sv2_max_loops: int = 1 << 30  # cap on Sv2 iterations per sample
     decoder_stream_bytes: int = 4 << 20
     loopback_stream_bytes: int = 4 << 20
-    byte_sizes: tuple[int, ...] = (1 << 10, 64 << 10, 1 << 20)
+    byte_sizes: tuple[int, ...] = (1 << 10, 4 << 10, 64 << 10, 1 << 20)
     child: bool = True  # run the byte-buffer workload again in a child with MALLOC_MMAP_THRESHOLD_
     cpu_time: bool = True  # single-thread timers read the thread's CPU time (see `clock`)
 
