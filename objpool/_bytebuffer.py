@@ -3,6 +3,9 @@
 Invariant: `0 <= len(self) <= capacity`, the memory is allocated once and never resized,
 and after `reset()` no view this buffer handed out can read or write its bytes.
 
+This module is the reference for both builds: where the install compiled
+`objpool/_cbytebuffer.pyx`, its `ByteBuffer` replaces the one below.
+
 `bytearray.clear()` would free the memory (and fail while views exist), so `reset()` only
 sets the length to 0. That is what makes pooling it pay: the next user gets memory that
 is already allocated and already mapped.

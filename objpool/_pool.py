@@ -1,5 +1,9 @@
 """`Pool[T]`: a fixed array of objects, a stack of free indices, and linear handles.
 
+This module is the reference for both builds: where the install compiled
+`objpool/_cpool.pyx`, its `PoolCore` and `OwnedRef` replace `_PoolCore` and `OwnedRef` below
+(the hot path), and everything else here runs as it is.
+
 Invariant: every slot index is in exactly one place: on the free stack `_free`, in the
 one-element claim list of exactly one live `OwnedRef`, in `_leaked` (its handle was
 garbage-collected and the slot awaits a fresh object), being rebuilt by one thread (counted
