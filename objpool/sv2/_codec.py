@@ -200,8 +200,9 @@ class Decoder:
         return chunk
 
     def next_frame(self) -> Frame | MissingBytes:
-        """Count the last `writable()` view as filled; return the frame it completed, or
-        `MissingBytes` saying how many bytes the current header or frame still needs.
+        """Count the last `writable()` view as filled; return a completed frame or `MissingBytes`.
+
+        `MissingBytes(n)`: the current header or frame still needs `n` bytes.
 
         The frame owns its slice; release it when done.
 
@@ -252,6 +253,7 @@ class Decoder:
             raise RuntimeError("buffer_updated() without get_buffer()")
         if nbytes.__class__ is not int or not 0 <= nbytes <= len(chunk):
             check_int("nbytes", nbytes, 0, len(chunk))  # raises, naming the rule
+        # _drop_chunk(), inlined: the call costs ~480 Ir a read, 2.5% of a 64-byte frame.
         self._chunk = None
         if chunk is not self._head and chunk is not self._region:
             chunk.release()  # the transport must not write through it any more
