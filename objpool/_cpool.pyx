@@ -9,10 +9,14 @@ whichever core the install has.
 Invariant: a handle's `_index` is its slot while it is live and -1 once released. Every
 read-test-write of `_index` runs with the GIL held and no Python call in between, so of two
 threads releasing one handle exactly one wins, as `list.pop()` on a claim list does in
-`_pool.py`.
+`_pool.py`. The counters `_allocations` and `_most_out` are C integers written the same way:
+under the GIL, with no Python call in between, so no increment is ever lost.
 """
 
 cimport cython
+from cpython.ref cimport Py_REFCNT
+
+import sys
 
 from types import GenericAlias
 
@@ -20,6 +24,11 @@ from objpool._errors import ForeignRefError, PoolClosedError, PoolExhaustedError
 from objpool._validate import reject
 
 _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
+
+# A parked handle taken out of `_handles` may be revived when `allocate()`'s local is its
+# only reference: a count of 1. Free-threaded builds count references per thread, so there
+# every allocation makes a fresh handle (0 never matches), as in `_pool.py`.
+cdef Py_ssize_t _SOLE_HOLDER = 1 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
 
 
 @cython.final
@@ -101,15 +110,37 @@ cdef class OwnedRef:
 
 
 cdef class PoolCore:
-    """`Pool`'s hot path, compiled: lend, take back, and nothing else (see `_pool._PoolCore`)."""
+    """`Pool`'s hot path, compiled: lend, take back, and nothing else (see `_pool._PoolCore`).
+
+    The same handle reuse as the reference (see there). Allocations are counted in two C
+    integers instead of the reference's per-slot list, whose boxed `_uses[index] += 1` cost
+    12% of a compiled cycle (1,415 -> 1,243 Ir on CPython 3.11; a fresh two-attribute object
+    is 1,688).
+    """
 
     cdef public bint _closed
-    cdef public list _free
-    cdef public list _items
+    cdef readonly list _free
+    cdef readonly list _handles  # per slot: its parked dead handle, or None
+    cdef readonly list _items
     cdef public object _reset
-    cdef public list _uses
+    cdef Py_ssize_t _allocations
+    cdef Py_ssize_t _most_out  # the most slots ever out of the free stack at once
 
     __class_getitem__ = classmethod(GenericAlias)
+
+    def _start(self, list items):
+        """Take `items` as the slots' objects, every slot free and every count zero."""
+        cdef Py_ssize_t size = len(items)
+        self._items = items
+        self._free = list(range(size - 1, -1, -1))  # slot 0 is lent first
+        self._handles = [None] * size
+        self._allocations = 0
+        self._most_out = 0
+        self._closed = False
+
+    def _counts(self):
+        """(allocations so far, the most slots ever out of the free stack at once)."""
+        return self._allocations, self._most_out
 
     def allocate(self):
         """Lend an object through a new handle.
@@ -119,7 +150,8 @@ cdef class PoolCore:
                 `try_allocate()` to get `None` instead.
             PoolClosedError: `close()` was called.
         """
-        cdef Py_ssize_t index
+        cdef Py_ssize_t index, out
+        cdef object parked
         cdef OwnedRef ref
         if self._closed:
             raise PoolClosedError(f"{self!r} is closed and lends nothing more")
@@ -127,7 +159,19 @@ cdef class PoolCore:
             index = self._free.pop()
         except IndexError:
             index = self._allocate_slow()
-        self._uses[index] += 1
+        self._allocations += 1
+        out = len(self._items) - len(self._free)
+        if out > self._most_out:
+            self._most_out = out
+        parked = self._handles[index]
+        self._handles[index] = None
+        # Now `parked` is its only holder, unless a user still holds the dead handle: then
+        # it stays dead and a fresh one is made. The type test keeps a tampered `_handles`
+        # from reaching the unchecked cast below.
+        if type(parked) is OwnedRef and Py_REFCNT(parked) == _SOLE_HOLDER:
+            ref = <OwnedRef>parked
+            ref._index = index
+            return ref
         ref = OwnedRef.__new__(OwnedRef)
         ref._pool = self
         ref._value = self._items[index]
@@ -174,4 +218,5 @@ cdef class PoolCore:
         except BaseException:
             self._reset_failed(index)
             raise
+        self._handles[index] = handle  # parked, dead, for the next allocate() of this slot
         self._free.append(index)

@@ -10,6 +10,7 @@ import re
 import threading
 import tracemalloc
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -207,6 +208,79 @@ def test_release_kills_the_handle_for_good() -> None:
     with pytest.raises(StaleRefError, match=r"was already released$"):
         pool.deallocate(ref)
     assert counts(pool) == (2, 0, 2)  # free would be 3 had an index been pushed twice
+
+
+# -- handle reuse: a released handle nobody holds comes back; one somebody holds never does
+
+
+def test_a_released_handle_nobody_holds_is_reused() -> None:
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    first = id(ref)
+    ref.release()
+    del ref  # the pool keeps the dead handle, so no other object can take its address
+    again = pool.allocate()
+    assert id(again) == first, "the parked handle was revived instead of building a new one"
+    assert again.alive and again.value.resets == 1
+    again.release()
+    assert (pool.stats().allocations, pool.stats().deallocations) == (2, 2)
+
+
+def test_a_released_handle_someone_holds_stays_dead_for_good() -> None:
+    pool = Pool(Widget, 1)
+    stale = pool.allocate()
+    stale.release()
+    for _ in range(3):  # the slot is lent and released again; the stale holder never revives
+        with pool.allocate() as widget:
+            assert not stale.alive
+            with pytest.raises(StaleRefError):
+                stale.value  # noqa: B018 - the read is the test
+            with pytest.raises(StaleRefError):
+                stale.release()
+            assert widget.resets == pool.stats().deallocations
+    fresh = pool.allocate()
+    assert fresh is not stale and fresh.alive and not stale.alive
+    fresh.release()
+    assert counts(pool) == (1, 0, 1)
+
+
+def test_a_revived_handle_that_leaks_is_caught_like_any_other() -> None:
+    pool = Pool(Widget, 1)
+    with pool.allocate():
+        pass  # the handle is parked now
+    ref = pool.allocate()  # revived
+    leaked = ref.value
+    with pytest.warns(ResourceWarning, match=r"garbage-collected while still live"):
+        del ref
+        gc.collect()
+    s = pool.stats()
+    assert (s.leaks, s.lent, s.free) == (1, 0, 1)
+    with pool.allocate() as fresh:
+        assert fresh is not leaked
+
+
+def test_a_handle_whose_reset_failed_is_never_revived() -> None:
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    broken = ref.value
+    broken.fail_next = True
+    with pytest.raises(ResetFailed):
+        ref.release()
+    del ref
+    with pool.allocate() as fresh:
+        assert fresh is not broken  # the rebuilt slot's object, through a new handle
+    assert pool.stats().reset_failures == 1
+
+
+def test_a_dropped_pool_caching_handles_is_collected() -> None:
+    """Parked handles refer to their pool: the cycle is the garbage collector's to free."""
+    pool = Pool(Widget, 2)
+    with pool.allocate():
+        pass
+    watcher = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert watcher() is None
 
 
 def test_foreign_handle_is_refused_and_neither_pool_changes() -> None:
