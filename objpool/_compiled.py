@@ -1,8 +1,9 @@
 """Which build runs: the compiled twins of the hot modules, when this install built them.
 
-Each hot module (`_pool`, `_bytebuffer`) is complete in Python and is the reference; when the
-install compiled its twin (`_cpool.pyx`, `_cbytebuffer.pyx`), the module takes the twin's
-classes at import. All twins or none: a partly compiled install runs as pure Python.
+Each hot module (`_pool`, `_bytebuffer`, `sv2/_slice`) is complete in Python and is the
+reference; when the install compiled its twin (`_cpool.pyx`, `_cbytebuffer.pyx`,
+`_cslice.pyx`), the module takes the twin's classes at import. The twins live at the top of
+the package so that importing one never imports `objpool.sv2` (which asks for `COMPILED`). All twins or none: a partly compiled install runs as pure Python.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 
 __all__ = ["COMPILED", "TWINS"]
 
-TWINS = ("objpool._cpool", "objpool._cbytebuffer")
+TWINS = ("objpool._cpool", "objpool._cbytebuffer", "objpool._cslice")
 """The compiled modules, built from the `.pyx` files of the same names."""
 
 try:

@@ -26,7 +26,10 @@ def warn_user(message: str, category: type[Warning], source: object = None) -> N
         warnings.warn(message, category, source=source, skip_file_prefixes=(_PACKAGE_DIR,))
         return
     level = 2  # stacklevel=2 is our caller's frame; skip outwards past objpool's own
-    frame: FrameType | None = sys._getframe(1)
+    try:
+        frame: FrameType | None = sys._getframe(1)
+    except ValueError:  # called from compiled code with no Python frame above: no caller to show
+        frame = None
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         level += 1
         frame = frame.f_back

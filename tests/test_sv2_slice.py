@@ -206,6 +206,16 @@ def test_empty_slice() -> None:
         assert (len(s), bytes(s)) == (0, b"")
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11 only: PEP 688 is 3.12+")
+def test_no_buffer_protocol_before_python_3_12() -> None:
+    """Both builds refuse alike: the compiled Slice could export on 3.11, the reference cannot."""
+    with Slice(b"abc") as s:
+        with pytest.raises(TypeError, match=r"a bytes-like object is required, not 'Slice'"):
+            memoryview(s)  # type: ignore[arg-type,unused-ignore]  # PEP 688 on 3.12+ only
+        with pytest.raises(TypeError, match=r"^data must be a bytes-like object, got Slice "):
+            Slice(s)  # type: ignore[arg-type,unused-ignore]  # PEP 688 on 3.12+ only
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="PEP 688 __buffer__ is 3.12+")
 def test_buffer_protocol_and_release_with_live_export() -> None:
     import hashlib

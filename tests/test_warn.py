@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import gc
+import time
+import warnings
 
 import pytest
 
 from objpool import ByteBuffer, Pool
+from objpool._warn import warn_user
 from objpool.sv2 import BufferPool, PooledBuffer
 
 
@@ -29,6 +33,17 @@ def test_a_leak_found_by_the_collector_points_at_where_it_ran() -> None:
     with pytest.warns(ResourceWarning) as caught:
         gc.collect()
     assert [__file__] == [w.filename for w in caught]
+
+
+def test_a_warning_with_no_python_caller_at_all_is_still_issued() -> None:
+    """A compiled finaliser may warn with no Python frame above it: here, a bare C thread."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _thread.start_new_thread(warn_user, ("from nowhere", ResourceWarning))
+        deadline = time.monotonic() + 5
+        while not caught and time.monotonic() < deadline:
+            time.sleep(0.001)
+    assert ["from nowhere"] == [str(w.message) for w in caught]
 
 
 def test_leaks_still_alive_at_interpreter_exit_are_reported_cleanly() -> None:

@@ -1,5 +1,8 @@
 """`Slice`: one contiguous run of bytes handed over by an Sv2 `Buffer`.
 
+This module is the reference for both builds: where the install compiled `objpool/_cslice.pyx`,
+its `Slice` replaces the one below, with the same behaviour and messages.
+
 Invariant: a live `Slice` is the only owner of its bytes. Releasing it (explicitly, by
 leaving a `with` block, or by garbage collection) first releases every view it handed out,
 then runs its release callback exactly once; only after that may the buffer that made it
@@ -10,10 +13,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Final, NoReturn, SupportsIndex, final, overload
+from typing import TYPE_CHECKING, Final, NoReturn, SupportsIndex, final, overload
 
 from typing_extensions import Buffer as ReadableBuffer
 
+from .._compiled import COMPILED
 from .._errors import StaleRefError
 from .._validate import as_byte_view, check_int, reject
 from .._views import release_all, remember
@@ -296,3 +300,7 @@ class Slice:
         where = "pool" if self._from_pool else "system"
         state = "" if self._token else " released"
         return f"<Slice index={self._index} len={self._len} {where}{state}>"
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from .._cslice import Slice
