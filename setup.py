@@ -1,9 +1,9 @@
 """Build objpool's compiled hot path when this machine can; install pure Python when it cannot.
 
-`pip install .` compiles the hot modules' twins (`objpool/_cpool.pyx`,
-`objpool/_cbytebuffer.pyx`, `objpool/_cslice.pyx`) with Cython when a C compiler and the Python headers work. Without them (or with `OBJPOOL_PURE_PYTHON=1`, or on an interpreter other than
-CPython) the same package installs as pure Python: `objpool/_pool.py` is complete on its own,
-and `objpool.COMPILED` says which build is running.
+`pip install .` compiles the hot modules' twins (`objpool/_c*.pyx`) with Cython when a C
+compiler and the Python headers work. Without them (or with `OBJPOOL_PURE_PYTHON=1`, or on an
+interpreter other than CPython) the same package installs as pure Python: each twin's `.py`
+reference is complete on its own, and `objpool.COMPILED` says which build is running.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _extensions() -> list[Extension]:
             Extension("objpool._cpool", ["objpool/_cpool.pyx"]),
             Extension("objpool._cbytebuffer", ["objpool/_cbytebuffer.pyx"]),
             Extension("objpool._cslice", ["objpool/_cslice.pyx"]),
+            Extension("objpool._cbufferpool", ["objpool/_cbufferpool.pyx"]),
         ],
         compiler_directives={"language_level": 3},
         quiet=True,

@@ -122,3 +122,37 @@ def test_interpreter_exit_with_live_handles_buffers_and_connections() -> None:
     proc = subprocess.run(child.python("-c", script), env=child.environment(), capture_output=True, text=True, timeout=60)
     assert 0 == proc.returncode, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
+def test_objects_never_initialised_raise_and_never_crash() -> None:
+    """`cls.__new__(cls)` skips `__init__`: every hot method then raises, in either build.
+
+    Which exception differs between builds (the reference's slots are unset, the compiled
+    fields are None or zero); that none of them crashes the interpreter is what is tested, in
+    a child process so that a crash fails this test alone.
+    """
+    script = textwrap.dedent(
+        """
+        from objpool import BufferFullError, ByteBuffer, Pool, StaleRefError
+        from objpool.sv2 import BufferPool, Slice
+
+        calls = [
+            lambda: BufferPool.__new__(BufferPool).get_writable(1),
+            lambda: BufferPool.__new__(BufferPool).get_data_owned(),
+            lambda: bytes(Slice.__new__(Slice)),
+            lambda: Slice.__new__(Slice)[0:1],
+            lambda: Pool.__new__(Pool).allocate(),
+            lambda: Pool.__new__(Pool).stats(),
+            lambda: ByteBuffer.__new__(ByteBuffer).write(b"x"),
+        ]
+        for call in calls:
+            try:
+                call()
+            except (AttributeError, BufferFullError, TypeError, StaleRefError):
+                pass
+            else:
+                raise SystemExit(f"no error from {call}")
+        """
+    )
+    proc = subprocess.run(child.python("-c", script), env=child.environment(), capture_output=True, text=True, timeout=60)
+    assert 0 == proc.returncode, proc.stderr

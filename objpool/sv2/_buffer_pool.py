@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from .._compiled import COMPILED
 
 from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_capacity, check_size
 from ._slice import ReleaseCallback, Slice
@@ -74,21 +76,12 @@ _MASK: Final = (0,) + tuple(0x80 >> i for i in range(8))
 _CLEAR: Final = (0xFF,) + tuple(0xFF ^ (0x80 >> i) for i in range(8))
 
 
-class BufferPool(Buffer):
-    """The Sv2 `BufferPool`: one preallocated bytearray feeding up to 8 live slices.
+class _BufferPoolCore:
+    """`BufferPool`'s hot path: `get_writable` and `get_data_owned`, and the state they touch.
 
-    Messages are written in place and handed over as pooled `Slice`s (index 1..8). When the
-    algorithm finds no free slot or bytes, the pool falls back to an internal
-    `BufferFromSystemMemory` (mode ALLOC; slices with index None) until memory frees up; the
-    pending bytes move along with every mode switch and stay contiguous.
-
-    Observable results (slot index, pool or system memory, mode, slot map after every
-    operation) are upstream's wherever upstream keeps its own invariants; upstream's defects
-    B1-B3 are fixed (see the module docstring and README).
-
-    Thread rules: one thread uses the pool; slices may be released from any thread, which
-    costs one list append and never blocks the owner. Dropping the pool while slices are
-    alive is fine: their memory stays valid until they are released.
+    When the install compiled it, `objpool._cbufferpool.BufferPoolCore` replaces this class:
+    the same methods and messages, checked by the same tests. Everything else (the ported
+    algorithm's slow paths) stays in `BufferPool`, which the core calls back into.
     """
 
     __slots__ = (
@@ -114,8 +107,147 @@ class BufferPool(Buffer):
         "_slot_off",
         "_start",
         "_sys",
-        "__weakref__",
     )
+
+
+    _back_len: int
+    _back_start: int
+    _bits: int
+    _borrow: memoryview | None
+    _capacity: int
+    _f_back_start: int
+    _f_capacity: int
+    _f_len: int
+    _ilen: int
+    _limit: int
+    _mode: PoolMode
+    _mv: memoryview
+    _next_front_capacity: int
+    _on_release: tuple[ReleaseCallback, ...]
+    _pristine: bool
+    _raw_end: int
+    _raw_offset: int
+    _released: list[int]
+    _slot_len: list[int]
+    _slot_off: list[int]
+    _start: int
+    _sys: BufferFromSystemMemory
+
+    def get_writable(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        # Pristine: as just reset, nothing alive (so the map is 0 and a reset is a no-op).
+        if not self._pristine:
+            released = self._released
+            if released:  # _drain(), inlined
+                bits = self._bits
+                while released:
+                    bits &= _CLEAR[released.pop()]
+                self._bits = bits
+            # B3: reset whenever nothing is alive (upstream also wants PoolBack.len != 0).
+            if not self._bits:
+                if self._mode is _BACK and self._raw_end == self._raw_offset:
+                    # _reset() + _sync(), inlined for the common case: nothing pending
+                    self._ilen = self._raw_offset = self._raw_end = 0
+                    self._back_start = self._back_len = 0
+                    self._limit = self._capacity
+                    self._pristine = True
+                else:
+                    self._reset()
+                    self._sync()
+        if self._mode is _ALLOC and self._sys._len:
+            # Mid-message in system memory: upstream's get_writable_from_system_memory keeps
+            # writing there, and _sync() would change nothing. 550 -> 320 ns per 10-byte chunk.
+            borrow = self._borrow = self._sys.get_writable(n)
+            return borrow
+        off = self._raw_end
+        end = off + n
+        if end <= self._limit:  # fast path: PoolBack::get_writable's first branch
+            self._raw_end = end
+            borrow = self._borrow = self._mv[off:end]
+            return borrow
+        # The map is current: drained above, or pristine (nothing alive, nothing to drain).
+        borrow = self._borrow = self._get_writable_(n, self._bits, False)
+        self._sync()
+        return borrow
+
+    def get_data_owned(self) -> Slice:
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+            self._borrow = None
+        if self._released:
+            self._drain()
+        self._start = 0  # upstream keeps it (#2385)
+        mode = self._mode
+        if mode is _ALLOC:
+            return self._sys.get_data_owned()
+        off = self._raw_offset
+        end = self._raw_end
+        n = end - off
+        if n:
+            ilen = self._ilen
+            self._slot_off[ilen] = off  # IndexError past 8: upstream panics the same way
+            self._slot_len[ilen] = n
+            ilen += 1
+            self._ilen = ilen
+            mask = _MASK[ilen]
+            bits = self._bits
+            if bits & mask:
+                raise RuntimeError(f"objpool bug: slot {ilen} handed out while alive")
+            self._bits = bits | mask
+            self._raw_offset = end
+            self._pristine = False
+            s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
+        else:  # upstream: index 59, pool-backed, no slot
+            s = _adopt(self._mv[off:off], None, None, True)
+        if mode is _BACK:
+            back_start = self._back_start
+            self._back_len = self._ilen - back_start
+            if self._ilen >= POOL_CAPACITY:  # == back_len + back_start
+                self._limit = -1
+        else:
+            self._f_len = self._ilen
+        return s
+
+    def _drain(self) -> None:
+        raise NotImplementedError  # BufferPool's
+
+    def _reset(self) -> None:
+        raise NotImplementedError  # BufferPool's
+
+    def _sync(self) -> None:
+        raise NotImplementedError  # BufferPool's
+
+    def _get_writable_(self, n: int, ss: int, without_check: bool) -> memoryview:
+        raise NotImplementedError  # BufferPool's
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from .._cbufferpool import BufferPoolCore as _BufferPoolCore
+
+
+class BufferPool(_BufferPoolCore, Buffer):
+    """The Sv2 `BufferPool`: one preallocated bytearray feeding up to 8 live slices.
+
+    Messages are written in place and handed over as pooled `Slice`s (index 1..8). When the
+    algorithm finds no free slot or bytes, the pool falls back to an internal
+    `BufferFromSystemMemory` (mode ALLOC; slices with index None) until memory frees up; the
+    pending bytes move along with every mode switch and stay contiguous.
+
+    Observable results (slot index, pool or system memory, mode, slot map after every
+    operation) are upstream's wherever upstream keeps its own invariants; upstream's defects
+    B1-B3 are fixed (see the module docstring and README).
+
+    Thread rules: one thread uses the pool; slices may be released from any thread, which
+    costs one list append and never blocks the owner. Dropping the pool while slices are
+    alive is fine: their memory stays valid until they are released.
+    """
+
+    __slots__ = ("__weakref__",)
 
     def __init__(self, capacity: int) -> None:
         """Allocate `capacity` bytes once.
@@ -230,86 +362,6 @@ class BufferPool(Buffer):
         self._bits = bits
 
     # ---- the Buffer interface ------------------------------------------------------------
-
-    def get_writable(self, n: int) -> memoryview:
-        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
-            n = check_size(n)
-        borrow = self._borrow
-        if borrow is not None:
-            borrow.release()
-        # Pristine: as just reset, nothing alive (so the map is 0 and a reset is a no-op).
-        if not self._pristine:
-            released = self._released
-            if released:  # _drain(), inlined
-                bits = self._bits
-                while released:
-                    bits &= _CLEAR[released.pop()]
-                self._bits = bits
-            # B3: reset whenever nothing is alive (upstream also wants PoolBack.len != 0).
-            if not self._bits:
-                if self._mode is _BACK and self._raw_end == self._raw_offset:
-                    # _reset() + _sync(), inlined for the common case: nothing pending
-                    self._ilen = self._raw_offset = self._raw_end = 0
-                    self._back_start = self._back_len = 0
-                    self._limit = self._capacity
-                    self._pristine = True
-                else:
-                    self._reset()
-                    self._sync()
-        if self._mode is _ALLOC and self._sys._len:
-            # Mid-message in system memory: upstream's get_writable_from_system_memory keeps
-            # writing there, and _sync() would change nothing. 550 -> 320 ns per 10-byte chunk.
-            borrow = self._borrow = self._sys.get_writable(n)
-            return borrow
-        off = self._raw_end
-        end = off + n
-        if end <= self._limit:  # fast path: PoolBack::get_writable's first branch
-            self._raw_end = end
-            borrow = self._borrow = self._mv[off:end]
-            return borrow
-        # The map is current: drained above, or pristine (nothing alive, nothing to drain).
-        borrow = self._borrow = self._get_writable_(n, self._bits, False)
-        self._sync()
-        return borrow
-
-    def get_data_owned(self) -> Slice:
-        borrow = self._borrow
-        if borrow is not None:
-            borrow.release()
-            self._borrow = None
-        if self._released:
-            self._drain()
-        self._start = 0  # upstream keeps it (#2385)
-        mode = self._mode
-        if mode is _ALLOC:
-            return self._sys.get_data_owned()
-        off = self._raw_offset
-        end = self._raw_end
-        n = end - off
-        if n:
-            ilen = self._ilen
-            self._slot_off[ilen] = off  # IndexError past 8: upstream panics the same way
-            self._slot_len[ilen] = n
-            ilen += 1
-            self._ilen = ilen
-            mask = _MASK[ilen]
-            bits = self._bits
-            if bits & mask:
-                raise RuntimeError(f"objpool bug: slot {ilen} handed out while alive")
-            self._bits = bits | mask
-            self._raw_offset = end
-            self._pristine = False
-            s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
-        else:  # upstream: index 59, pool-backed, no slot
-            s = _adopt(self._mv[off:off], None, None, True)
-        if mode is _BACK:
-            back_start = self._back_start
-            self._back_len = self._ilen - back_start
-            if self._ilen >= POOL_CAPACITY:  # == back_len + back_start
-                self._limit = -1
-        else:
-            self._f_len = self._ilen
-        return s
 
     def get_data_by_ref(self, n: int) -> memoryview:
         """The first `min(n, len(self))` pending bytes (upstream ignores `n`, #2352)."""
