@@ -32,6 +32,7 @@ def _extensions() -> list[Extension]:
             Extension("objpool._cbytebuffer", ["objpool/_cbytebuffer.pyx"]),
             Extension("objpool._cslice", ["objpool/_cslice.pyx"]),
             Extension("objpool._cbufferpool", ["objpool/_cbufferpool.pyx"]),
+            Extension("objpool._cdecoder", ["objpool/_cdecoder.pyx"]),
         ],
         compiler_directives={"language_level": 3},
         quiet=True,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 
 from typing_extensions import Buffer as ReadableBuffer
 
+from .._compiled import COMPILED
 from .._errors import FrameError
 from .._validate import as_byte_view, check_int
 from ._buffer import check_buffer
@@ -79,8 +80,165 @@ class MissingBytes:
         return f"MissingBytes({self.count})"
 
 
+class _DecoderCore:
+    """`Decoder`'s hot path: `feed()` with whole headers at hand, and completing a frame.
+
+    When the install compiled it, `objpool._cdecoder.DecoderCore` replaces this class: the
+    same methods and messages, checked by the same tests. Everything else stays in
+    `Decoder`, which the core calls back into.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_chunk",
+        "_error",
+        "_got",
+        "_head",
+        "_head_filled",
+        "_max_payload",
+        "_offset",
+        "_phase",
+        "_raw_ext",
+        "_region",
+        "_region_filled",
+        "_region_size",
+        "_size",
+        "_type_len",
+        "_whole",
+    )
+
+    _buffer: Buffer
+    _chunk: memoryview | None
+    _error: FrameError | None
+    _got: int
+    _head: memoryview  # set once, never released
+    _head_filled: int
+    _max_payload: int
+    _offset: int
+    _phase: _Phase
+    _raw_ext: int
+    _region: memoryview | None
+    _region_filled: int
+    _region_size: int
+    _size: int
+    _type_len: int
+    _whole: bool
+
+    def feed(self, data: ReadableBuffer) -> list[Frame]:
+        """Copy `data` (any bytes-like object, any length) in; return the frames it completed.
+
+        If the bytes go bad after some frames completed, those frames are returned and the
+        `FrameError` is raised by the next call; the rest of `data` is dropped.
+
+        Raises:
+            FrameError: the decoder is broken (and no frame completed in this call).
+            TypeError: `data` is not a bytes-like object.
+        """
+        if self._phase is _BROKEN:
+            self._raise()
+        src = as_byte_view(data)
+        if self._chunk is not None:
+            self._drop_chunk()
+        frames: list[Frame] = []
+        pos = 0
+        end = len(src)
+        try:
+            while pos < end:
+                if self._phase is _WAIT_HEADER and not self._head_filled and end - pos >= HEADER_LEN:
+                    # Fast path: the whole header is in `data`: parse it there, once, and
+                    # copy it with as much of its payload as `data` holds.
+                    raw_ext, type_len = _HEADER.unpack_from(src, pos)
+                    ev = self._begin(raw_ext, type_len, src, pos, end - pos - HEADER_LEN)
+                    # _begin took the frame's bytes from `data`: all of them, or _got so far.
+                    pos += self._size if ev.__class__ is Frame else self._got
+                else:
+                    dst = self._want(end - pos)
+                    take = min(len(dst), end - pos)
+                    dst[:take] = src[pos : pos + take]
+                    pos += take
+                    ev = self._advance(take)
+                if ev.__class__ is Frame:
+                    frames.append(ev)
+        except FrameError:
+            if not frames:
+                raise
+        return frames
+
+    def _begin(self, raw_ext: int, type_len: int, src: memoryview, pos: int, avail: int) -> Frame | MissingBytes:
+        """Start a frame whose header is `src[pos:pos+6]`, followed there by `avail` bytes.
+
+        Checks the header, reserves the first step (header included) and copies the header
+        and as much of the payload as `src` holds into it.
+        """
+        length = type_len >> 8
+        try:
+            self._check_header(raw_ext, length)
+        except FrameError:
+            if src is not self._head:  # keep the rejected header where pending counts it
+                self._head[:] = src[pos : pos + HEADER_LEN]
+            self._head_filled = HEADER_LEN
+            raise
+        size = HEADER_LEN + length
+        step = HEADER_LEN + min(length, avail if avail > FRAME_STEP else FRAME_STEP)
+        region = self._buffer.get_writable(step)
+        take = HEADER_LEN + min(avail, step - HEADER_LEN)
+        region[:take] = src[pos : pos + take]
+        self._raw_ext = raw_ext
+        self._type_len = type_len
+        self._size = size
+        self._got = take
+        self._head_filled = 0
+        self._phase = _IN_PAYLOAD
+        if take == size:
+            region.release()
+            return self._take()
+        if take < step:
+            self._region = region
+            self._region_size = step
+            self._region_filled = take
+        else:
+            region.release()  # the step is full; the next _want() opens another
+        return MissingBytes(size - take)
+
+    def _take(self) -> Frame:
+        """Hand the complete frame over as one slice and wait for the next header."""
+        data = self._buffer.get_data_owned()
+        size = self._size
+        offset = self._offset
+        self._offset = offset + size
+        self._phase = _WAIT_HEADER
+        self._got = 0  # _size stays: feed() reads it to know how much the frame took
+        if data._len != size:  # Slice.__len__ without the call: ~5% of a small frame
+            n = data._len
+            data.release()
+            self._fail(f"the buffer handed over {n} bytes for a {size}-byte frame: something else wrote into it", offset)
+        return Frame._checked(data, self._raw_ext, self._type_len)
+
+    def _raise(self) -> NoReturn:
+        raise NotImplementedError  # Decoder's
+
+    def _drop_chunk(self) -> None:
+        raise NotImplementedError  # Decoder's
+
+    def _want(self, avail: int) -> memoryview:
+        raise NotImplementedError  # Decoder's
+
+    def _advance(self, n: int) -> Frame | MissingBytes:
+        raise NotImplementedError  # Decoder's
+
+    def _check_header(self, raw_ext: int, length: int) -> None:
+        raise NotImplementedError  # Decoder's
+
+    def _fail(self, message: str, offset: int) -> NoReturn:
+        raise NotImplementedError  # Decoder's
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from .._cdecoder import DecoderCore as _DecoderCore
+
+
 @final
-class Decoder:
+class Decoder(_DecoderCore):
     """Turns bytes into `Frame`s inside one `Buffer`, codec_sv2's `StandardDecoder` loop.
 
     Three ways to feed it, from lowest to highest level; they mix freely:
@@ -106,33 +264,16 @@ class Decoder:
         ValueError: `max_payload` is out of range.
     """
 
-    __slots__ = (
-        "_buffer",
-        "_chunk",
-        "_error",
-        "_got",
-        "_head",
-        "_head_filled",
-        "_max_payload",
-        "_offset",
-        "_phase",
-        "_raw_ext",
-        "_region",
-        "_region_filled",
-        "_region_size",
-        "_size",
-        "_type_len",
-        "_whole",
-    )
+    __slots__ = ()
 
     def __init__(self, buffer: Buffer, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         check_buffer(buffer)
         _check_range("max_payload", max_payload, MAX_MSG_LENGTH)
         self._buffer = buffer
-        self._max_payload: Final = max_payload
+        self._max_payload = max_payload  # set once: read-only by convention
         self._phase = _WAIT_HEADER
         # Waiting for a header: where it collects (never released) and how much of it came.
-        self._head: Final = memoryview(bytearray(HEADER_LEN))
+        self._head = memoryview(bytearray(HEADER_LEN))
         self._head_filled = 0
         # Receiving a payload: the frame's header fields, its size (header included), the
         # bytes of it in the buffer so far, and the open step of buffer memory being filled.
@@ -259,46 +400,6 @@ class Decoder:
             chunk.release()  # the transport must not write through it any more
         return self._advance(nbytes)
 
-    def feed(self, data: ReadableBuffer) -> list[Frame]:
-        """Copy `data` (any bytes-like object, any length) in; return the frames it completed.
-
-        If the bytes go bad after some frames completed, those frames are returned and the
-        `FrameError` is raised by the next call; the rest of `data` is dropped.
-
-        Raises:
-            FrameError: the decoder is broken (and no frame completed in this call).
-            TypeError: `data` is not a bytes-like object.
-        """
-        if self._phase is _BROKEN:
-            self._raise()
-        src = as_byte_view(data)
-        if self._chunk is not None:
-            self._drop_chunk()
-        frames: list[Frame] = []
-        pos = 0
-        end = len(src)
-        try:
-            while pos < end:
-                if self._phase is _WAIT_HEADER and not self._head_filled and end - pos >= HEADER_LEN:
-                    # Fast path: the whole header is in `data`: parse it there, once, and
-                    # copy it with as much of its payload as `data` holds.
-                    raw_ext, type_len = _HEADER.unpack_from(src, pos)
-                    ev = self._begin(raw_ext, type_len, src, pos, end - pos - HEADER_LEN)
-                    # _begin took the frame's bytes from `data`: all of them, or _got so far.
-                    pos += self._size if ev.__class__ is Frame else self._got
-                else:
-                    dst = self._want(end - pos)
-                    take = min(len(dst), end - pos)
-                    dst[:take] = src[pos : pos + take]
-                    pos += take
-                    ev = self._advance(take)
-                if ev.__class__ is Frame:
-                    frames.append(ev)
-        except FrameError:
-            if not frames:
-                raise
-        return frames
-
     def clear(self) -> None:
         """Drop any partly received frame, give its memory back, and heal a broken decoder.
 
@@ -356,56 +457,6 @@ class Decoder:
         else:
             self._region_filled = filled
         return MissingBytes(self._size - got)
-
-    def _begin(self, raw_ext: int, type_len: int, src: memoryview, pos: int, avail: int) -> Frame | MissingBytes:
-        """Start a frame whose header is `src[pos:pos+6]`, followed there by `avail` bytes.
-
-        Checks the header, reserves the first step (header included) and copies the header
-        and as much of the payload as `src` holds into it.
-        """
-        length = type_len >> 8
-        try:
-            self._check_header(raw_ext, length)
-        except FrameError:
-            if src is not self._head:  # keep the rejected header where pending counts it
-                self._head[:] = src[pos : pos + HEADER_LEN]
-            self._head_filled = HEADER_LEN
-            raise
-        size = HEADER_LEN + length
-        step = HEADER_LEN + min(length, avail if avail > FRAME_STEP else FRAME_STEP)
-        region = self._buffer.get_writable(step)
-        take = HEADER_LEN + min(avail, step - HEADER_LEN)
-        region[:take] = src[pos : pos + take]
-        self._raw_ext = raw_ext
-        self._type_len = type_len
-        self._size = size
-        self._got = take
-        self._head_filled = 0
-        self._phase = _IN_PAYLOAD
-        if take == size:
-            region.release()
-            return self._take()
-        if take < step:
-            self._region = region
-            self._region_size = step
-            self._region_filled = take
-        else:
-            region.release()  # the step is full; the next _want() opens another
-        return MissingBytes(size - take)
-
-    def _take(self) -> Frame:
-        """Hand the complete frame over as one slice and wait for the next header."""
-        data = self._buffer.get_data_owned()
-        size = self._size
-        offset = self._offset
-        self._offset = offset + size
-        self._phase = _WAIT_HEADER
-        self._got = 0  # _size stays: feed() reads it to know how much the frame took
-        if data._len != size:  # Slice.__len__ without the call: ~5% of a small frame
-            n = data._len
-            data.release()
-            self._fail(f"the buffer handed over {n} bytes for a {size}-byte frame: something else wrote into it", offset)
-        return Frame._checked(data, self._raw_ext, self._type_len)
 
     def _check_header(self, raw_ext: int, length: int) -> None:
         if length > self._max_payload:
