@@ -33,6 +33,8 @@ def _extensions() -> list[Extension]:
             Extension("objpool._cslice", ["objpool/_cslice.pyx"]),
             Extension("objpool._cbufferpool", ["objpool/_cbufferpool.pyx"]),
             Extension("objpool._cdecoder", ["objpool/_cdecoder.pyx"]),
+            Extension("objpool._csystem", ["objpool/_csystem.pyx"]),
+            Extension("objpool._cpooledbuffer", ["objpool/_cpooledbuffer.pyx"]),
         ],
         compiler_directives={"language_level": 3},
         quiet=True,

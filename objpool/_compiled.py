@@ -1,9 +1,9 @@
 """Which build runs: the compiled twins of the hot modules, when this install built them.
 
-Each hot module (`_pool`, `_bytebuffer`, `sv2/_slice`, `sv2/_buffer_pool`, `sv2/_codec`) is
-complete in Python and is the reference; when the install compiled its twin (`_cpool.pyx`,
-`_cbytebuffer.pyx`, `_cslice.pyx`, `_cbufferpool.pyx`, `_cdecoder.pyx`), the module takes the
-twin's classes at import. All twins or none: an install missing one runs as pure Python.
+Each hot module (`_pool`, `_bytebuffer`, and in `sv2/`: `_slice`, `_buffer`, `_buffer_pool`,
+`_pooled_buffer`, `_codec`) is complete in Python and is the reference; when the install
+compiled its twin (`objpool/_c*.pyx`, listed in `TWINS`), the module takes the twin's classes
+at import. All twins or none: an install missing one runs as pure Python.
 
 The twins are found here, not imported: a twin imports the reference module it repeats
 (for its constants), and that module asks for `COMPILED` first.
@@ -21,6 +21,8 @@ TWINS = (
     "objpool._cslice",
     "objpool._cbufferpool",
     "objpool._cdecoder",
+    "objpool._csystem",
+    "objpool._cpooledbuffer",
 )
 """The compiled modules, built from the `.pyx` files of the same names."""
 

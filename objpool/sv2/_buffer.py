@@ -8,11 +8,12 @@ next `get_writable` / `get_data_by_ref` / `get_data_owned` call on it, which rel
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 # PEP 688's byte-input type, under another name: this module defines the Sv2 `Buffer`.
 from typing_extensions import Buffer as ReadableBuffer
 
+from .._compiled import COMPILED
 from .._validate import as_byte_view, check_int, reject
 from ._slice import Slice
 
@@ -124,31 +125,19 @@ _NO_BYTES: Final = memoryview(bytearray())
 _MIN_ALLOC: Final = 64
 
 
-class BufferFromSystemMemory(Buffer):
-    """A `Buffer` where every owned `Slice` is fresh memory (upstream's default fallback).
+class _SystemMemoryCore:
+    """`BufferFromSystemMemory`'s hot path: `get_writable`, `get_data_owned` and their state.
 
-    Each message gets one new `bytearray`, sized by the message alone: its first
-    `get_writable(n)` allocates `max(n, 64)` bytes, and growth within the message doubles
-    (allocate twice as much and copy: a bytearray with live views cannot be resized). So a
-    message's memory is under twice its length plus 64 bytes, whatever came before it, and
-    the `Slice` takes that bytearray over without a copy. Between messages the buffer holds
-    no memory.
-
-    `capacity` is checked and otherwise ignored, as upstream ignores it: sizing every
-    message like a first guess (or like the previous message) would let one large message
-    make every later small one pin as much.
+    When the install compiled it, `objpool._csystem.SystemMemoryCore` replaces this class:
+    the same methods and messages, checked by the same tests.
     """
 
     __slots__ = ("_borrow", "_cap", "_len", "_mv", "_start")
-
-    def __init__(self, capacity: int = 0) -> None:
-        """Raises `TypeError`/`ValueError` for a non-int, negative or absurd `capacity`."""
-        check_capacity(capacity)
-        self._mv = _NO_BYTES  # the current bytearray's whole view; never handed out itself
-        self._cap = 0
-        self._len = 0
-        self._start = 0
-        self._borrow: memoryview | None = None
+    _borrow: memoryview | None
+    _cap: int
+    _len: int
+    _mv: memoryview
+    _start: int
 
     def get_writable(self, n: int) -> memoryview:
         if n.__class__ is not int or n < 0 or n > MAX_SIZE:
@@ -186,6 +175,37 @@ class BufferFromSystemMemory(Buffer):
         self._cap = 0
         self._len = 0
         return Slice._adopt(view)
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from .._csystem import SystemMemoryCore as _SystemMemoryCore
+
+
+class BufferFromSystemMemory(_SystemMemoryCore, Buffer):
+    """A `Buffer` where every owned `Slice` is fresh memory (upstream's default fallback).
+
+    Each message gets one new `bytearray`, sized by the message alone: its first
+    `get_writable(n)` allocates `max(n, 64)` bytes, and growth within the message doubles
+    (allocate twice as much and copy: a bytearray with live views cannot be resized). So a
+    message's memory is under twice its length plus 64 bytes, whatever came before it, and
+    the `Slice` takes that bytearray over without a copy. Between messages the buffer holds
+    no memory.
+
+    `capacity` is checked and otherwise ignored, as upstream ignores it: sizing every
+    message like a first guess (or like the previous message) would let one large message
+    make every later small one pin as much.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, capacity: int = 0) -> None:
+        """Raises `TypeError`/`ValueError` for a non-int, negative or absurd `capacity`."""
+        check_capacity(capacity)
+        self._mv = _NO_BYTES  # the current bytearray's whole view; never handed out itself
+        self._cap = 0
+        self._len = 0
+        self._start = 0
+        self._borrow: memoryview | None = None
 
     def get_data_by_ref(self, n: int) -> memoryview:
         if n.__class__ is not int or n < 0 or n > MAX_SIZE:

@@ -9,7 +9,10 @@ both; between messages the buffer holds no `ByteBuffer`. A pooled `Slice` owns i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._bytebuffer import ByteBuffer
+from .._compiled import COMPILED
 from .._errors import PoolClosedError
 from .._pool import OwnedRef, Pool
 from .._validate import reject
@@ -21,7 +24,110 @@ __all__ = ["PooledBuffer"]
 _adopt = Slice._adopt
 
 
-class PooledBuffer(Buffer):
+class _PooledBufferCore:
+    """`PooledBuffer`'s hot path: `get_writable`, `get_data_owned` and the state they touch.
+
+    When the install compiled it, `objpool._cpooledbuffer.PooledBufferCore` replaces this
+    class: the same methods and messages, checked by the same tests. The rare paths stay in
+    `PooledBuffer`, which the core calls back into.
+    """
+
+    __slots__ = (
+        "_borrow",
+        "_free",
+        "_in_sys",
+        "_len",
+        "_pool",
+        "_pooled",
+        "_ref",
+        "_start",
+        "_sys",
+        "_system",
+        "_wv",
+    )
+    _borrow: memoryview | None
+    _free: int
+    _in_sys: bool
+    _len: int
+    _pool: Pool[ByteBuffer]
+    _pooled: int
+    _ref: OwnedRef[ByteBuffer] | None
+    _start: int
+    _sys: BufferFromSystemMemory
+    _system: int
+    _wv: memoryview | None
+
+    def get_writable(self, n: int) -> memoryview:
+        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        if not self._in_sys:
+            wv = self._wv
+            if wv is None:
+                wv = self._take()
+            pos = self._len
+            end = pos + n
+            if wv is not None and end <= self._free:
+                self._len = end
+                borrow = self._borrow = wv[pos:end]
+                return borrow
+            self._move_to_system_memory()
+        borrow = self._borrow = self._sys.get_writable(n)
+        return borrow
+
+    def _take(self) -> memoryview | None:
+        try:
+            ref = self._pool.try_allocate()
+        except PoolClosedError:
+            ref = None
+        if ref is None:
+            return None
+        self._ref = ref
+        wv = self._wv = ref.value.writable()
+        self._free = len(wv)
+        return wv
+
+    def get_data_owned(self) -> Slice:
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+            self._borrow = None
+        self._start = 0
+        if self._in_sys:
+            self._in_sys = False
+            s = self._sys.get_data_owned()
+            if len(s):
+                self._system += 1
+            return s
+        wv = self._wv
+        ref = self._ref
+        n = self._len
+        if wv is None or ref is None or not n:
+            self._give_back()  # hold no ByteBuffer between messages
+            return _adopt(memoryview(bytearray()))
+        ref.value.commit(n)
+        view = wv[:n]
+        wv.release()
+        self._ref = None
+        self._wv = None
+        self._len = 0
+        self._pooled += 1
+        return _adopt(view, None, ref.release, True)
+
+    def _give_back(self) -> None:
+        raise NotImplementedError  # PooledBuffer's
+
+    def _move_to_system_memory(self) -> None:
+        raise NotImplementedError  # PooledBuffer's
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
+    from .._cpooledbuffer import PooledBufferCore as _PooledBufferCore
+
+
+class PooledBuffer(_PooledBufferCore, Buffer):
     """A `Buffer` whose slices are `ByteBuffer`s lent by a `Pool[ByteBuffer]`.
 
     Each message is written into one `ByteBuffer` taken with `pool.try_allocate()` at its
@@ -37,20 +143,7 @@ class PooledBuffer(Buffer):
     Thread rules: one thread uses the buffer; its slices may be released from any thread.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_borrow",
-        "_free",
-        "_in_sys",
-        "_len",
-        "_pool",
-        "_pooled",
-        "_ref",
-        "_start",
-        "_sys",
-        "_system",
-        "_wv",
-    )
+    __slots__ = ("__weakref__",)
 
     def __init__(self, pool: Pool[ByteBuffer]) -> None:
         """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`).
@@ -89,38 +182,6 @@ class PooledBuffer(Buffer):
         """Non-empty slices handed out in system memory so far (pool empty or message too big)."""
         return self._system
 
-    def get_writable(self, n: int) -> memoryview:
-        if n.__class__ is not int or n < 0 or n > MAX_SIZE:
-            n = check_size(n)
-        borrow = self._borrow
-        if borrow is not None:
-            borrow.release()
-        if not self._in_sys:
-            wv = self._wv
-            if wv is None:
-                wv = self._take()
-            pos = self._len
-            end = pos + n
-            if wv is not None and end <= self._free:
-                self._len = end
-                borrow = self._borrow = wv[pos:end]
-                return borrow
-            self._move_to_system_memory()
-        borrow = self._borrow = self._sys.get_writable(n)
-        return borrow
-
-    def _take(self) -> memoryview | None:
-        try:
-            ref = self._pool.try_allocate()
-        except PoolClosedError:
-            ref = None
-        if ref is None:
-            return None
-        self._ref = ref
-        wv = self._wv = ref.value.writable()
-        self._free = len(wv)
-        return wv
-
     def _give_back(self) -> None:
         ref = self._ref
         wv = self._wv
@@ -142,33 +203,6 @@ class PooledBuffer(Buffer):
         if n:
             self._sys.get_writable(n)[:] = wv[:n]
         self._give_back()
-
-    def get_data_owned(self) -> Slice:
-        borrow = self._borrow
-        if borrow is not None:
-            borrow.release()
-            self._borrow = None
-        self._start = 0
-        if self._in_sys:
-            self._in_sys = False
-            s = self._sys.get_data_owned()
-            if len(s):
-                self._system += 1
-            return s
-        wv = self._wv
-        ref = self._ref
-        n = self._len
-        if wv is None or ref is None or not n:
-            self._give_back()  # hold no ByteBuffer between messages
-            return _adopt(memoryview(bytearray()))
-        ref.value.commit(n)
-        view = wv[:n]
-        wv.release()
-        self._ref = None
-        self._wv = None
-        self._len = 0
-        self._pooled += 1
-        return _adopt(view, None, ref.release, True)
 
     def get_data_by_ref(self, n: int) -> memoryview:
         if n.__class__ is not int or n < 0 or n > MAX_SIZE:

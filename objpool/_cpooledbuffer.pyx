@@ -1,0 +1,95 @@
+# cython: language_level=3, auto_pickle=False, embedsignature=True
+"""The compiled hot path of `PooledBuffer`: `PooledBufferCore` as an extension type.
+
+`objpool/sv2/_pooled_buffer.py` is the reference: its `_PooledBufferCore` defines every
+behaviour and message, and this class repeats it for speed (CPython's heapq/_heapq pattern);
+the test suite runs against both builds. `PooledBuffer`, in Python, subclasses whichever core
+the install has and keeps the rare paths (system-memory fallback, giving a buffer back).
+"""
+
+from objpool._cslice import Slice
+from objpool._errors import PoolClosedError
+from objpool.sv2._buffer import MAX_SIZE, check_size
+
+cdef object _adopt = Slice._adopt
+cdef object _MAX_SIZE = MAX_SIZE
+
+
+cdef class PooledBufferCore:
+    """`PooledBuffer`'s hot path, compiled (see `_pooled_buffer._PooledBufferCore`)."""
+
+    cdef public object _borrow
+    cdef public Py_ssize_t _free
+    cdef public bint _in_sys
+    cdef public Py_ssize_t _len
+    cdef public object _pool
+    cdef public Py_ssize_t _pooled
+    cdef public object _ref
+    cdef public Py_ssize_t _start
+    cdef public object _sys
+    cdef public Py_ssize_t _system
+    cdef public object _wv
+
+    def get_writable(self, n):
+        cdef Py_ssize_t pos, end
+        if type(n) is not int or n < 0 or n > _MAX_SIZE:
+            n = check_size(n)
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+        if not self._in_sys:
+            wv = self._wv
+            if wv is None:
+                wv = self._take_c()
+            pos = self._len
+            end = pos + <Py_ssize_t>n
+            if wv is not None and end <= self._free:
+                self._len = end
+                borrow = self._borrow = wv[pos:end]
+                return borrow
+            self._move_to_system_memory()
+        borrow = self._borrow = self._sys.get_writable(n)
+        return borrow
+
+    def _take(self):
+        return self._take_c()
+
+    cdef object _take_c(self):
+        try:
+            ref = self._pool.try_allocate()
+        except PoolClosedError:
+            ref = None
+        if ref is None:
+            return None
+        self._ref = ref
+        wv = self._wv = ref.value.writable()
+        self._free = len(wv)
+        return wv
+
+    def get_data_owned(self):
+        cdef Py_ssize_t n
+        borrow = self._borrow
+        if borrow is not None:
+            borrow.release()
+            self._borrow = None
+        self._start = 0
+        if self._in_sys:
+            self._in_sys = False
+            s = self._sys.get_data_owned()
+            if len(s):
+                self._system += 1
+            return s
+        wv = self._wv
+        ref = self._ref
+        n = self._len
+        if wv is None or ref is None or not n:
+            self._give_back()  # hold no ByteBuffer between messages
+            return _adopt(memoryview(bytearray()))
+        ref.value.commit(n)
+        view = wv[:n]
+        wv.release()
+        self._ref = None
+        self._wv = None
+        self._len = 0
+        self._pooled += 1
+        return _adopt(view, None, ref.release, True)
