@@ -12,13 +12,12 @@ reads or writes is a public attribute. Containers are typed `object`, so that a
 `BufferPool.__new__(BufferPool)` never initialised raises instead of crashing.
 """
 
-from objpool._cslice import Slice
+from objpool._cslice cimport _make
 from objpool.sv2._buffer import MAX_SIZE, check_size
 from objpool.sv2._buffer_pool import POOL_CAPACITY, PoolMode
 
 cdef object _BACK = PoolMode.BACK
 cdef object _ALLOC = PoolMode.ALLOC
-cdef object _adopt = Slice._adopt
 cdef Py_ssize_t _SLOTS = POOL_CAPACITY
 cdef object _MAX_SIZE = MAX_SIZE
 
@@ -127,9 +126,9 @@ cdef class BufferPoolCore:
             self._bits |= mask
             self._raw_offset = end
             self._pristine = False
-            s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
+            s = _make(self._mv[off:end], ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
-            s = _adopt(self._mv[off:off], None, None, True)
+            s = _make(self._mv[off:off], None, None, True)
         if mode is _BACK:
             self._back_len = self._ilen - self._back_start
             if self._ilen >= _SLOTS:  # == back_len + back_start

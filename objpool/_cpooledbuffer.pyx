@@ -7,11 +7,10 @@ the test suite runs against both builds. `PooledBuffer`, in Python, subclasses w
 the install has and keeps the rare paths (system-memory fallback, giving a buffer back).
 """
 
-from objpool._cslice import Slice
+from objpool._cslice cimport _make
 from objpool._errors import PoolClosedError
 from objpool.sv2._buffer import MAX_SIZE, check_size
 
-cdef object _adopt = Slice._adopt
 cdef object _MAX_SIZE = MAX_SIZE
 
 
@@ -84,7 +83,7 @@ cdef class PooledBufferCore:
         n = self._len
         if wv is None or ref is None or not n:
             self._give_back()  # hold no ByteBuffer between messages
-            return _adopt(memoryview(bytearray()))
+            return _make(memoryview(bytearray()), None, None, False)
         ref.value.commit(n)
         view = wv[:n]
         wv.release()
@@ -92,4 +91,4 @@ cdef class PooledBufferCore:
         self._wv = None
         self._len = 0
         self._pooled += 1
-        return _adopt(view, None, ref.release, True)
+        return _make(view, None, ref.release, True)

@@ -62,13 +62,11 @@ cdef class Slice:
     calling `release()` at once run the release callback exactly once.
     """
 
-    cdef object _view  # the memoryview of exactly this slice's bytes
-    cdef list _views  # views handed out by slice[a:b] and Frame.payload (None: none yet)
-    cdef readonly Py_ssize_t _len  # read by the decoder, which skips the len() call
-    cdef object _index
-    cdef bint _from_pool
-    cdef object _callback  # the release callback, or None
-    cdef bint _alive  # False once released, and in an object whose __init__ failed
+    # Fields (declared in _cslice.pxd): _view, the memoryview of exactly this slice's bytes;
+    # _views, the views handed out by slice[a:b] and Frame.payload (None: none yet); _len
+    # (read by the decoder, which skips the len() call); _index; _from_pool; _callback, the
+    # release callback or None; _alive, False once released and in an object whose
+    # __init__ failed.
 
     def __init__(self, data=b""):
         """Make a system-memory slice holding a copy of `data`.

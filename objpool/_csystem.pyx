@@ -6,10 +6,9 @@ message, and this class repeats it for speed (CPython's heapq/_heapq pattern); t
 runs against both builds.
 """
 
-from objpool._cslice import Slice
+from objpool._cslice cimport _make
 from objpool.sv2._buffer import _MIN_ALLOC, _NO_BYTES, MAX_SIZE, check_size
 
-cdef object _adopt = Slice._adopt
 cdef object _MAX_SIZE = MAX_SIZE
 cdef Py_ssize_t _MIN = _MIN_ALLOC
 
@@ -58,9 +57,9 @@ cdef class SystemMemoryCore:
         n = self._len
         self._start = 0
         if n == 0:
-            return _adopt(memoryview(bytearray()))
+            return _make(memoryview(bytearray()), None, None, False)
         view = self._mv[:n]
         self._mv = _NO_BYTES
         self._cap = 0
         self._len = 0
-        return _adopt(view)
+        return _make(view, None, None, False)
