@@ -7,11 +7,16 @@ at import. All twins or none: an install missing one runs as pure Python.
 
 The twins are found here, not imported: a twin imports the reference module it repeats
 (for its constants), and that module asks for `COMPILED` first.
+
+`OBJPOOL_PURE_PYTHON=1` in the environment at run time runs the Python reference even where
+the twins were built: how the benchmark compares both builds of one install in one run, and a
+way out should a compiled module misbehave.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 __all__ = ["COMPILED", "TWINS"]
 
@@ -26,5 +31,7 @@ TWINS = (
 )
 """The compiled modules, built from the `.pyx` files of the same names."""
 
-COMPILED = all(importlib.util.find_spec(twin) is not None for twin in TWINS)
+COMPILED = os.environ.get("OBJPOOL_PURE_PYTHON", "") in ("", "0") and all(
+    importlib.util.find_spec(twin) is not None for twin in TWINS
+)
 """Whether the hot path runs compiled (True) or as the Python reference (False)."""

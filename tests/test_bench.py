@@ -53,6 +53,11 @@ def test_smoke_every_workload(tmp_path: Path) -> None:
         assert f"\n- {term}: " in text, f"{term} is used in the summary but not explained"
     keys = [g["key"] for w in doc["workloads"] for g in w["groups"]]
     assert any(k.startswith("mmap threshold/") for k in keys), "the child process's groups are missing"
+    # The builds compared in one run: the pure reference always, the compiled build when built.
+    assert ("whole-frames/compiled" in keys) == objpool.COMPILED
+    assert "whole-frames/pure" in keys, "the pure reference's group (a child's, on the compiled build) is missing"
+    cross = "compiled vs the pure reference in a child process" in text
+    assert cross == objpool.COMPILED
 
 
 def test_only_runs_the_named_workload() -> None:

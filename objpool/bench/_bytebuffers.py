@@ -13,19 +13,13 @@ heap sees for big blocks; the child sends its results back as JSON on stdout.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
-import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from itertools import repeat
 from typing import Final
-
-import objpool
 
 from .. import ByteBuffer, Pool
 from ._harness import (
@@ -39,7 +33,10 @@ from ._harness import (
     Timer,
     Workload,
     WorkloadResult,
+    child_reply,
+    child_request,
     format_time,
+    run_child,
     run_group,
     speed_words,
 )
@@ -159,35 +156,11 @@ def _measure(settings: Settings, progress: Progress, where: str) -> list[GroupRe
 
 def child_main() -> None:
     """Entry point of the child process: settings as JSON on stdin, group results on stdout."""
-    raw = json.loads(sys.stdin.read())
-    options = raw["settings"]
-    options["byte_sizes"] = tuple(options["byte_sizes"])
-    settings = Settings(**options)
-    progress = Progress(enabled=raw["progress"])
+    settings, progress = child_request()
     progress.workload(f"{TITLE}, child with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}")
     results = _measure(settings, progress, "mmap threshold")
     progress.done()
-    json.dump([g.to_json() for g in results], sys.stdout)
-
-
-def _run_child(settings: Settings, progress: Progress) -> list[GroupResult]:
-    env = dict(os.environ)
-    env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
-    # Import this very objpool in the child, whatever the current directory.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(objpool.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(
-        # -P: no current directory on sys.path, where another objpool could shadow this one.
-        [sys.executable, "-P", "-c", "from objpool.bench._bytebuffers import child_main; child_main()"],
-        input=json.dumps({"settings": dataclasses.asdict(settings), "progress": progress.enabled}),
-        capture_output=False,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        check=True,
-        timeout=600,
-    )
-    return [GroupResult.from_json(g) for g in json.loads(proc.stdout)]
+    child_reply(results)
 
 
 def run(settings: Settings, progress: Progress) -> WorkloadResult:
@@ -196,7 +169,7 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     result.groups.extend(_measure(settings, progress, "default malloc"))
     if settings.child:
         progress.done()
-        result.groups.extend(_run_child(settings, progress))
+        result.groups.extend(run_child(__name__, settings, progress, {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}))
     by_setup: dict[tuple[str, str], list[GroupResult]] = {}
     for group in result.groups:
         where, source, _ = group.key.split("/")

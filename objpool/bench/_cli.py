@@ -41,7 +41,8 @@ WORKLOADS: Final[dict[str, Workload]] = {
 # What the names in the summary mean; each is printed once, under the summary, if used there.
 LEGEND: Final[dict[str, str]] = {
     "PPool": "an unchecked pool: a plain list of free objects, no handles, no checks; it lends "
-    "one object twice after a double release. The speed a careless pool gets.",
+    "one object twice after a double release. The speed a careless pool gets. Benchmark code: always "
+    "interpreted, so on the compiled build it is no bound.",
     "MaxEfficiency": "a deliberately broken Sv2 buffer that never allocates and never checks (every "
     "slice shares one memory): a bound no correct buffer reaches. Benchmark code: always interpreted.",
     "BufferFromSystemMemory": "the Sv2 buffer that gives each message fresh memory: the no-pool baseline.",

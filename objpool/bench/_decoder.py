@@ -11,6 +11,10 @@ reads), fed three ways:
   stop at the chunk boundaries (the copy stands in for `socket.recv_into`);
 - `asyncio`: a real `Sv2Protocol` server on 127.0.0.1 fed by a client in the same event
   loop, once reading straight into the buffer and once with `read_ahead=64 KiB`.
+
+On the compiled build a last group compares the builds within the run: `Decoder.feed` of one
+whole 64-byte or 1 KiB frame per call over a `BufferPool`, here and in a child process that
+runs the pure-Python reference of this same install (`OBJPOOL_PURE_PYTHON=1`).
 """
 
 from __future__ import annotations
@@ -24,24 +28,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ..sv2 import BufferFromSystemMemory, Decoder, Encoder, Frame, MissingBytes, Sv2Protocol
+from .._compiled import COMPILED
+from ..sv2 import BufferFromSystemMemory, BufferPool, Decoder, Encoder, Frame, MissingBytes, Sv2Protocol
 from ._harness import (
     Clock,
     Contestant,
     Group,
+    GroupResult,
     MakeTimer,
     Progress,
     Settings,
     Timer,
     Workload,
     WorkloadResult,
+    child_reply,
+    child_request,
     format_time,
+    run_child,
     run_group,
     speed_words,
 )
 from ._sv2_buffers import BASELINE, BufferMaker, buffer_makers
 
-__all__ = ["WORKLOAD"]
+__all__ = ["WORKLOAD", "child_main"]
 
 ExitStack = contextlib.ExitStack[bool | None]
 
@@ -50,6 +59,8 @@ MAX_PAYLOAD: Final = (16 << 10) - 6  # whole frames fit the PPool's 16 KiB block
 MAX_CHUNK: Final = 16 << 10
 READ_AHEAD: Final = 64 << 10
 LOOPBACK_TIMEOUT_S: Final = 60.0
+WHOLE_FRAME_SIZES: Final = (64, 1024)  # on the wire, header included
+CROSS_BUILD_TARGET: Final = 1.5  # issue 9: compiled frames/s over the pure build's
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,74 @@ def _asyncio(make_buffer: BufferMaker, stream: Stream, read_ahead: int) -> MakeT
     return make
 
 
+def _whole_frames(size: int, clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        decoder = Decoder(BufferPool(1 << 16))
+        with Encoder(BufferFromSystemMemory()).encode(1, bytes(size - 6), extension_type=1) as frame:
+            wire = bytes(frame.view)
+
+        def timer(loops: int) -> float:
+            feed = decoder.feed
+            t0 = clock()
+            for _ in range(loops):
+                for frame in feed(wire):
+                    frame.release()
+            return clock() - t0
+
+        return timer
+
+    return make
+
+
+def _measure_whole_frames(settings: Settings, progress: Progress, build: str) -> GroupResult:
+    names = [f"{size}-byte frames, {build}" for size in WHOLE_FRAME_SIZES]
+    group = Group(
+        f"whole-frames/{build}",
+        f"Decoder.feed over BufferPool, one whole frame per call, {build} build",
+        "frame",
+        names[0],
+        [Contestant(name, _whole_frames(size, settings.clock)) for name, size in zip(names, WHOLE_FRAME_SIZES)],
+    )
+    return run_group(group, settings, progress)
+
+
+def child_main() -> None:
+    """Entry point of the child process that runs the pure-Python reference (see the module)."""
+    settings, progress = child_request()
+    progress.workload(f"{TITLE}, child running the pure-Python reference")
+    result = _measure_whole_frames(settings, progress, "pure")
+    progress.done()
+    child_reply([result])
+
+
+def _cross_build(settings: Settings, progress: Progress, result: WorkloadResult) -> None:
+    """Whole frames here; on the compiled build, in the pure reference too, and the ratio."""
+    here = _measure_whole_frames(settings, progress, "compiled" if COMPILED else "pure")
+    result.groups.append(here)
+    if not COMPILED:
+        rates = ", ".join(f"{size}-byte {1 / row.median:,.0f}" for size, row in zip(WHOLE_FRAME_SIZES, here.rows))
+        result.summary.append(f"Decoder.feed over BufferPool, whole frames, frames/s: {rates} (the compiled build compares itself with these).")
+        return
+    if not settings.child:
+        return
+    progress.done()
+    (pure,) = run_child(__name__, settings, progress, {"OBJPOOL_PURE_PYTHON": "1"})
+    # The child's rows are compared with this build's, not with its own baseline.
+    result.groups.append(pure)
+    parts = []
+    ratios = []
+    for size, mine, theirs in zip(WHOLE_FRAME_SIZES, here.rows, pure.rows):
+        ratio = theirs.median / mine.median
+        ratios.append(ratio)
+        parts.append(f"{size}-byte {1 / mine.median:,.0f} frames/s = {ratio:.2f}x the pure build's {1 / theirs.median:,.0f}")
+    met = "met" if min(ratios) >= CROSS_BUILD_TARGET else "MISSED"
+    result.summary.append(
+        "Decoder.feed over BufferPool, whole frames, compiled vs the pure reference in a child process: "
+        + "; ".join(parts)
+        + f" [target >= {CROSS_BUILD_TARGET:g}x: {met}]."
+    )
+
+
 Kind = Callable[[BufferMaker, Stream], MakeTimer]
 
 
@@ -212,6 +291,7 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
                 row = measured.row(name)
                 parts.append(f"{name} {1 / row.median:,.0f} ({speed_words(row.speedup)})")
         result.summary.append(f"Decoder, {measured.key}: " + ", ".join(parts) + f"; {format_time(base.median)}/frame.")
+    _cross_build(settings, progress, result)
     return result
 
 

@@ -28,10 +28,14 @@ the same state and a big heap (a test runner's) does not make collections dearer
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
+import json
 import math
+import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -50,8 +54,11 @@ __all__ = [
     "Timer",
     "Workload",
     "WorkloadResult",
+    "child_reply",
+    "child_request",
     "format_group",
     "format_time",
+    "run_child",
     "run_group",
     "speed_words",
 ]
@@ -81,7 +88,7 @@ class Settings:
     decoder_stream_bytes: int = 4 << 20
     loopback_stream_bytes: int = 4 << 20
     byte_sizes: tuple[int, ...] = (1 << 10, 4 << 10, 64 << 10, 1 << 20)
-    child: bool = True  # run the byte-buffer workload again in a child with MALLOC_MMAP_THRESHOLD_
+    child: bool = True  # measure in child processes too (the mmap threshold, the pure reference)
     cpu_time: bool = True  # single-thread timers read the thread's CPU time (see `clock`)
 
     @property
@@ -420,3 +427,37 @@ def format_group(result: GroupResult) -> str:
     if result.note:
         lines.append(f"    note: {result.note}")
     return "\n".join(lines)
+
+
+def run_child(module: str, settings: Settings, progress: Progress, env: dict[str, str]) -> list[GroupResult]:
+    """Run `module.child_main()` in a child process of this very objpool, `env` added to its
+    environment; return the groups it measured (see `child_request`, `child_reply`)."""
+    child_env = dict(os.environ)
+    child_env.update(env)
+    # Import this very objpool in the child, whatever the current directory.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        # -P: no current directory on sys.path, where another objpool could shadow this one.
+        [sys.executable, "-P", "-c", f"from {module} import child_main; child_main()"],
+        input=json.dumps({"settings": dataclasses.asdict(settings), "progress": progress.enabled}),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env,
+        check=True,
+        timeout=600,
+    )
+    return [GroupResult.from_json(g) for g in json.loads(proc.stdout)]
+
+
+def child_request() -> tuple[Settings, Progress]:
+    """In a child started by `run_child`: the parent's settings and progress display."""
+    raw = json.loads(sys.stdin.read())
+    options = raw["settings"]
+    options["byte_sizes"] = tuple(options["byte_sizes"])
+    return Settings(**options), Progress(enabled=raw["progress"])
+
+
+def child_reply(results: Sequence[GroupResult]) -> None:
+    """In a child started by `run_child`: hand the measured groups back to the parent."""
+    json.dump([g.to_json() for g in results], sys.stdout)

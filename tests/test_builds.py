@@ -1,0 +1,37 @@
+"""Which build runs: `objpool.COMPILED`, and the run-time way back to the pure reference."""
+
+from __future__ import annotations
+
+import subprocess
+
+import child
+import objpool
+from objpool import Pool
+from objpool.sv2 import BufferPool, Decoder, Slice
+
+REPORT = (
+    "import objpool, objpool.sv2 as sv2; "
+    "print(objpool.COMPILED, type(objpool.Pool.allocate).__name__, sv2.Slice.__module__, sv2.Decoder.__mro__[1].__module__)"
+)
+
+
+def _report(**env: str) -> list[str]:
+    proc = subprocess.run(
+        child.python("-c", REPORT), env={**child.environment(), **env}, capture_output=True, text=True, timeout=60, check=True
+    )
+    return proc.stdout.split()
+
+
+def test_every_hot_class_comes_from_the_build_that_runs() -> None:
+    compiled = objpool.COMPILED
+    assert (Slice.__module__ == "objpool._cslice") == compiled
+    for cls in (Pool, BufferPool, Decoder):
+        core = cls.__mro__[1]
+        assert core.__module__.startswith("objpool._c") == compiled, core
+
+
+def test_objpool_pure_python_at_run_time_runs_the_reference() -> None:
+    """Set in the environment, it undoes a compiled install's twins (and changes nothing in a pure one)."""
+    assert _report(OBJPOOL_PURE_PYTHON="1") == ["False", "function", "objpool.sv2._slice", "objpool.sv2._codec"]
+    default = _report(OBJPOOL_PURE_PYTHON="0")
+    assert default[0] == str(objpool.COMPILED)
