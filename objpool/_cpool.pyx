@@ -31,6 +31,9 @@ _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a hand
 cdef Py_ssize_t _SOLE_HOLDER = 1 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
 
 
+cdef class PoolCore  # below; OwnedRef's release paths call its C deallocation directly
+
+
 @cython.final
 cdef class OwnedRef:
     """Exclusive, linear handle on one pooled object; made only by `Pool.allocate`.
@@ -72,7 +75,11 @@ cdef class OwnedRef:
 
     def release(self):
         """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
-        self.pool.deallocate(self)
+        if self._pool is None:
+            raise TypeError(_NOT_A_HANDLE)
+        # Only PoolCore.allocate() sets _pool (a C field, out of Python's reach), so the cast
+        # holds. Calling the C deallocation skips a method lookup and an argument parse.
+        (<PoolCore>self._pool)._deallocate(self)
 
     def __enter__(self):
         if self._pool is None:
@@ -84,7 +91,7 @@ cdef class OwnedRef:
     def __exit__(self, exc_type, exc, traceback):
         if self._pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        self._pool.deallocate(self)
+        (<PoolCore>self._pool)._deallocate(self)  # as in release()
 
     def __del__(self):
         cdef Py_ssize_t index = self._index
@@ -200,18 +207,20 @@ cdef class PoolCore:
                 circulation, and its slot holds a fresh `factory()` object (or is
                 retired when there is no factory).
         """
-        cdef OwnedRef handle
-        cdef Py_ssize_t index
         if type(ref) is not OwnedRef:
             reject(TypeError, "ref", "an OwnedRef", ref)
-        handle = <OwnedRef>ref
-        if handle._pool is None:
+        if (<OwnedRef>ref)._pool is None:
             raise TypeError(_NOT_A_HANDLE)
+        self._deallocate(<OwnedRef>ref)
+
+    cdef int _deallocate(self, OwnedRef handle) except -1:
+        """`deallocate()` once `handle` is known to be a handle some pool made."""
+        cdef Py_ssize_t index
         if handle._pool is not self:
-            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
+            raise ForeignRefError(f"{handle!r} was lent by another pool, not by {self!r}")
         index = handle._index
         if index < 0:
-            raise StaleRefError(f"{ref!r} was already released")
+            raise StaleRefError(f"{handle!r} was already released")
         handle._index = -1
         try:
             self._reset(handle._value)
@@ -220,3 +229,4 @@ cdef class PoolCore:
             raise
         self._handles[index] = handle  # parked, dead, for the next allocate() of this slot
         self._free.append(index)
+        return 0
