@@ -43,13 +43,9 @@ cdef class ByteBuffer:
     of the memory that `reset()` cannot reach: drop it before you release the buffer.
     """
 
-    cdef bytearray _data
-    cdef object _base  # memoryview of _data: never handed out; handed views are slices
-    cdef Py_ssize_t _size
-    cdef Py_ssize_t _len
-    cdef Py_ssize_t _dirty  # bytes from offset 0 that a user may have written
-    cdef bint _zero
-    cdef list _views
+    # Fields (declared in _cbytebuffer.pxd): _data; _base, its memoryview, never handed out
+    # (handed views are slices of it); _size; _len; _dirty, the bytes from offset 0 a user
+    # may have written; _zero; _views.
 
     def __init__(self, capacity, *, zero_on_reset=False):
         """Allocate `capacity` bytes once.
@@ -131,6 +127,9 @@ cdef class ByteBuffer:
 
     def writable(self):
         """A writable view of the free space; call `commit(n)` after filling `n` bytes."""
+        return self._writable()
+
+    cdef object _writable(self):
         self._dirty = self._size  # the caller may write any of it
         return _remember(self._views, self._base[self._len :])
 
@@ -142,11 +141,16 @@ cdef class ByteBuffer:
             TypeError, ValueError: `n` is not an int >= 0.
         """
         check_count(n)
+        self._commit(n)
+
+    cdef int _commit(self, Py_ssize_t n) except -1:
+        """`commit(n)` for an `n >= 0` already checked, callable from C (PooledBuffer's twin)."""
         if n > self._size - self._len:
             raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
-        self._len += <Py_ssize_t>n
+        self._len += n
         if self._len > self._dirty:  # committed bytes are writable through view()
             self._dirty = self._len
+        return 0
 
     def readinto(self, source):
         """Read once from a binary file or a socket into the free space.

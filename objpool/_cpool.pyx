@@ -31,9 +31,6 @@ _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a hand
 cdef Py_ssize_t _SOLE_HOLDER = 1 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
 
 
-cdef class PoolCore  # below; OwnedRef's release paths call its C deallocation directly
-
-
 @cython.final
 cdef class OwnedRef:
     """Exclusive, linear handle on one pooled object; made only by `Pool.allocate`.
@@ -44,9 +41,8 @@ cdef class OwnedRef:
     is garbage-collected while live is a leak: the pool warns and replaces the object.
     """
 
-    cdef object _pool  # None: made outside a pool, inert
-    cdef object _value
-    cdef Py_ssize_t _index  # the slot while live, -1 once released
+    # Fields (declared in _cpool.pxd): _pool, None in a handle made outside a pool (inert);
+    # _value; _index, the slot while live and -1 once released.
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -125,13 +121,9 @@ cdef class PoolCore:
     is 1,688).
     """
 
-    cdef public bint _closed
-    cdef readonly list _free
-    cdef readonly list _handles  # per slot: its parked dead handle, or None
-    cdef readonly list _items
-    cdef public object _reset
-    cdef Py_ssize_t _allocations
-    cdef Py_ssize_t _most_out  # the most slots ever out of the free stack at once
+    # Fields (declared in _cpool.pxd): _closed, _free, _handles (per slot: its parked dead
+    # handle, or None), _items, _reset, and the counters _allocations and _most_out (the most
+    # slots ever out of the free stack at once).
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -157,6 +149,10 @@ cdef class PoolCore:
                 `try_allocate()` to get `None` instead.
             PoolClosedError: `close()` was called.
         """
+        return self._allocate()
+
+    cdef OwnedRef _allocate(self):
+        """`allocate()`, callable from C (PooledBuffer's twin)."""
         cdef Py_ssize_t index, out
         cdef object parked
         cdef OwnedRef ref
@@ -192,7 +188,7 @@ cdef class PoolCore:
             PoolClosedError: `close()` was called (a closed pool is not merely full).
         """
         try:
-            return self.allocate()
+            return self._allocate()
         except PoolExhaustedError:
             return None
 

@@ -1,0 +1,13 @@
+# The compiled ByteBuffer's C interface, cimported by PooledBuffer's twin.
+
+cdef class ByteBuffer:
+    cdef bytearray _data
+    cdef object _base  # memoryview of _data: never handed out; handed views are slices
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _dirty  # bytes from offset 0 that a user may have written
+    cdef bint _zero
+    cdef list _views
+
+    cdef object _writable(self)
+    cdef int _commit(self, Py_ssize_t n) except -1

@@ -1,0 +1,20 @@
+# The compiled Pool core's C interface, cimported by PooledBuffer's twin so that it lends and
+# takes back ByteBuffers without a Python call.
+
+cdef class OwnedRef:
+    cdef object _pool  # None: made outside a pool, inert
+    cdef object _value
+    cdef Py_ssize_t _index  # the slot while live, -1 once released
+
+
+cdef class PoolCore:
+    cdef public bint _closed
+    cdef readonly list _free
+    cdef readonly list _handles  # per slot: its parked dead handle, or None
+    cdef readonly list _items
+    cdef public object _reset
+    cdef Py_ssize_t _allocations
+    cdef Py_ssize_t _most_out  # the most slots ever out of the free stack at once
+
+    cdef OwnedRef _allocate(self)
+    cdef int _deallocate(self, OwnedRef handle) except -1
