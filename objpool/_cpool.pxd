@@ -15,6 +15,8 @@ cdef class PoolCore:
     cdef public object _reset
     cdef Py_ssize_t _allocations
     cdef Py_ssize_t _most_out  # the most slots ever out of the free stack at once
+    cdef public bint _blocked  # closed, or someone waits: kept by objpool._waiting.Line
 
-    cdef OwnedRef _allocate(self)
+    cdef OwnedRef _allocate(self, object timeout)
+    cdef OwnedRef _lend_c(self, Py_ssize_t index)
     cdef int _deallocate(self, OwnedRef handle) except -1

@@ -22,6 +22,7 @@ from types import GenericAlias
 
 from objpool._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from objpool._validate import reject
+from objpool._waiting import NO_WAIT, check_wait
 
 _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
 
@@ -136,32 +137,51 @@ cdef class PoolCore:
         self._allocations = 0
         self._most_out = 0
         self._closed = False
+        self._blocked = False
 
     def _counts(self):
         """(allocations so far, the most slots ever out of the free stack at once)."""
         return self._allocations, self._most_out
 
-    def allocate(self):
-        """Lend an object through a new handle.
+    def allocate(self, timeout=NO_WAIT):
+        """Lend an object through a handle; with a `timeout`, wait that long for one.
+
+        `timeout=0` (the default) raises at once when every object is lent; a positive
+        timeout waits up to that many seconds for a release, `None` forever. Waiters are
+        served first come, first served (threads and `acquire()` tasks alike), and while
+        anyone waits a new caller waits behind them. The waiting thread does not hold the
+        GIL.
 
         Raises:
-            PoolExhaustedError: every object is lent; release one first, or call
-                `try_allocate()` to get `None` instead.
-            PoolClosedError: `close()` was called.
+            PoolExhaustedError: every object is lent (for the whole `timeout`); release one
+                first, or call `try_allocate()` to get `None` instead.
+            PoolClosedError: `close()` was called (before or during the wait).
+            TypeError, ValueError: `timeout` is not a number >= 0 or None.
         """
-        return self._allocate()
+        return self._allocate(timeout)
 
-    cdef OwnedRef _allocate(self):
-        """`allocate()`, callable from C (PooledBuffer's twin)."""
-        cdef Py_ssize_t index, out
+    cdef OwnedRef _allocate(self, object timeout):
+        """`allocate(timeout)`, callable from C (PooledBuffer's twin)."""
+        cdef Py_ssize_t index
+        if timeout is not NO_WAIT:  # the default skips the check: one identity test
+            timeout = check_wait("timeout", timeout)
+        if self._blocked:  # closed, or someone waits (no barging past them)
+            index = self._allocate_blocked(timeout)
+        else:
+            try:
+                index = self._free.pop()
+            except IndexError:
+                index = self._allocate_slow(timeout)
+        return self._lend_c(index)
+
+    def _lend(self, Py_ssize_t index):
+        """A live handle on slot `index`, which the caller owns (`Pool.acquire`)."""
+        return self._lend_c(index)
+
+    cdef OwnedRef _lend_c(self, Py_ssize_t index):
+        cdef Py_ssize_t out
         cdef object parked
         cdef OwnedRef ref
-        if self._closed:
-            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-        try:
-            index = self._free.pop()
-        except IndexError:
-            index = self._allocate_slow()
         self._allocations += 1
         out = len(self._items) - len(self._free)
         if out > self._most_out:
@@ -188,7 +208,7 @@ cdef class PoolCore:
             PoolClosedError: `close()` was called (a closed pool is not merely full).
         """
         try:
-            return self._allocate()
+            return self._allocate(NO_WAIT)
         except PoolExhaustedError:
             return None
 
@@ -225,4 +245,6 @@ cdef class PoolCore:
             raise
         self._handles[index] = handle  # parked, dead, for the next allocate() of this slot
         self._free.append(index)
+        if self._blocked:  # appended first, then tested: see objpool._waiting
+            self._serve()
         return 0

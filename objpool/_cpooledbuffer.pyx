@@ -11,6 +11,7 @@ from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cpool cimport OwnedRef, PoolCore
 from objpool._cslice cimport _make
 from objpool._errors import PoolClosedError, PoolExhaustedError
+from objpool._waiting import NO_WAIT
 from objpool.sv2._buffer import MAX_SIZE, check_size
 
 cdef object _MAX_SIZE = MAX_SIZE
@@ -63,7 +64,7 @@ cdef class PooledBufferCore:
         pool = self._pool
         try:
             if isinstance(pool, PoolCore):
-                ref = (<PoolCore>pool)._allocate()
+                ref = (<PoolCore>pool)._allocate(NO_WAIT)
             else:
                 ref = pool.allocate()
         except (PoolExhaustedError, PoolClosedError):

@@ -25,19 +25,21 @@ rebuilding them, outside the lock.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 from ._compiled import COMPILED
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_int, check_optional_str, reject
+from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
 from ._warn import warn_user
 
-__all__ = ["COMPILED", "OwnedRef", "Pool", "PoolStats", "Reset"]
+__all__ = ["COMPILED", "Acquisition", "OwnedRef", "Pool", "PoolStats", "Reset"]
 
 
 @runtime_checkable
@@ -234,13 +236,14 @@ class _PoolCore(Generic[T]):
     the cyclic garbage collector.
     """
 
-    __slots__ = ("_closed", "_free", "_handles", "_items", "_reset", "_uses")
+    __slots__ = ("_blocked", "_closed", "_free", "_handles", "_items", "_reset", "_uses")
     _closed: bool
     _free: list[int]
     _handles: list[OwnedRef[T] | None]  # per slot: its parked dead handle, or None
     _items: list[T]
     _reset: Callable[[Any], object]  # one class's unbound reset(), _call_reset, or the user's
     _uses: list[int]  # allocations per slot, written only by the slot's holder: no lock
+    _blocked: bool  # closed, or someone waits: kept by objpool._waiting.Line, hot-path tested
 
     def _start(self, items: list[T]) -> None:
         """Take `items` as the slots' objects, every slot free and every count zero."""
@@ -250,6 +253,7 @@ class _PoolCore(Generic[T]):
         self._handles = [None] * size
         self._uses = [0] * size
         self._closed = False
+        self._blocked = False
 
     def _counts(self) -> tuple[int, int]:
         """(allocations so far, the most slots ever out of the free stack at once).
@@ -262,20 +266,31 @@ class _PoolCore(Generic[T]):
 
     # -- the hot path ---------------------------------------------------------------
 
-    def allocate(self) -> OwnedRef[T]:
-        """Lend an object through a new handle.
+    def allocate(self, timeout: float | None = NO_WAIT) -> OwnedRef[T]:
+        """Lend an object through a handle; with a `timeout`, wait that long for one.
+
+        `timeout=0` (the default) raises at once when every object is lent; a positive
+        timeout waits up to that many seconds for a release, `None` forever. Waiters are
+        served first come, first served (threads and `acquire()` tasks alike), and while
+        anyone waits a new caller waits behind them. The waiting thread does not hold the
+        GIL.
 
         Raises:
-            PoolExhaustedError: every object is lent; release one first, or call
-                `try_allocate()` to get `None` instead.
-            PoolClosedError: `close()` was called.
+            PoolExhaustedError: every object is lent (for the whole `timeout`); release one
+                first, or call `try_allocate()` to get `None` instead.
+            PoolClosedError: `close()` was called (before or during the wait).
+            TypeError, ValueError: `timeout` is not a number >= 0 or None.
         """
-        if self._closed:
-            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-        try:
-            index = self._free.pop()
-        except IndexError:
-            index = self._allocate_slow()
+        if timeout is not NO_WAIT:  # the default skips the check: one identity test
+            timeout = check_wait("timeout", timeout)
+        if self._blocked:  # closed, or someone waits (no barging past them)
+            index = self._allocate_blocked(timeout)
+        else:
+            try:
+                index = self._free.pop()
+            except IndexError:
+                index = self._allocate_slow(timeout)
+        # _lend(index), inlined: a call would cost ~9% of a cycle.
         self._uses[index] += 1
         # The slot is ours alone (popped above), so nothing else reads or writes its entry.
         handles = self._handles
@@ -302,6 +317,21 @@ class _PoolCore(Generic[T]):
             return self.allocate()
         except PoolExhaustedError:
             return None
+
+    def _lend(self, index: int) -> OwnedRef[T]:
+        """A live handle on slot `index`, which the caller owns (`allocate()` inlines this)."""
+        self._uses[index] += 1
+        handles = self._handles
+        ref = handles[index]
+        handles[index] = None
+        if ref is not None and getrefcount(ref) == _SOLE_HOLDER:
+            ref._claim.append(index)
+            return ref
+        ref = OwnedRef()
+        ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
+        ref._value = self._items[index]
+        ref._claim = [index]
+        return ref
 
     def deallocate(self, ref: OwnedRef[T]) -> None:
         """Reset the handle's object, return it to the pool and kill the handle.
@@ -334,8 +364,16 @@ class _PoolCore(Generic[T]):
             raise
         self._handles[index] = ref  # parked, dead, for the next allocate() of this slot
         self._free.append(index)
+        if self._blocked:  # appended first, then tested: see objpool._waiting
+            self._serve()
 
-    def _allocate_slow(self) -> int:
+    def _allocate_slow(self, timeout: float | None) -> int:
+        raise NotImplementedError  # Pool's
+
+    def _allocate_blocked(self, timeout: float | None) -> int:
+        raise NotImplementedError  # Pool's
+
+    def _serve(self) -> None:
         raise NotImplementedError  # Pool's
 
     def _reset_failed(self, index: int) -> None:
@@ -379,6 +417,7 @@ class Pool(_PoolCore[T]):
         "_factory",
         "_leaked",
         "_leaks",
+        "_line",
         "_lock",
         "_name",
         "_rebuilding",
@@ -485,6 +524,7 @@ class Pool(_PoolCore[T]):
             self._reset = reset
         self._user_reset = reset
         self._start(objects)
+        self._line = Line(self)
         self._name = name
         self._size = len(objects)
         self._factory = factory
@@ -500,8 +540,8 @@ class Pool(_PoolCore[T]):
 
     if TYPE_CHECKING:  # the hot path lives in _PoolCore; restated so type errors name Pool
 
-        def allocate(self) -> OwnedRef[T]:
-            return super().allocate()
+        def allocate(self, timeout: float | None = NO_WAIT) -> OwnedRef[T]:
+            return super().allocate(timeout)
 
         def try_allocate(self) -> OwnedRef[T] | None:
             return super().try_allocate()
@@ -516,15 +556,131 @@ class Pool(_PoolCore[T]):
             self._rebuilding += 1
         self._rebuild(index)
 
-    def _allocate_slow(self) -> int:
-        """The free stack was empty: take back leaked slots, or report exhaustion."""
+    def _allocate_slow(self, timeout: float | None) -> int:
+        """The free stack was empty: take back leaked slots, or wait, or report exhaustion."""
         self._drain_leaks()
         try:
             return self._free.pop()
         except IndexError:
-            with self._lock:
-                self._exhausted += 1
-        raise PoolExhaustedError(f"all {self._size - self._retired} objects of {self!r} are lent out")
+            return self._wait(timeout)
+
+    def _exhausted_error(self, timeout: float | None) -> PoolExhaustedError:
+        with self._lock:
+            self._exhausted += 1
+        lent = f"all {self._size - self._retired} objects of {self!r} are lent out"
+        return PoolExhaustedError(lent if not timeout else f"{lent}, and none came back within {timeout:g} s")
+
+    # -- waiting (see objpool._waiting) ---------------------------------------------
+
+    def _allocate_blocked(self, timeout: float | None) -> int:
+        """`allocate()` found the pool closed, or threads or tasks waiting: raise, or queue."""
+        if self._closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> int:
+        """Queue behind earlier waiters and park this thread until handed an index."""
+        if timeout == 0:
+            raise self._exhausted_error(timeout)
+        waiter = ThreadWaiter()
+        index = self._line.join(waiter, self._free)
+        if index is not None:
+            return index
+        deadline = deadline_of(timeout)
+        try:
+            while not waiter.sleep(next_nap(deadline)):
+                self._recover_for_waiters()
+                if expired(deadline):
+                    return self._give_up(waiter, timeout)
+        except BaseException:  # an interrupt while parked: never lose an index handed over
+            self._leave(waiter)
+            raise
+        return self._handed(waiter)
+
+    async def _wait_async(self, timeout: float | None) -> int:
+        """`_wait` for an asyncio task: the event loop runs on while it waits."""
+        waiter = TaskWaiter(asyncio.get_running_loop())
+        index = self._line.join(waiter, self._free)
+        if index is not None:
+            return index
+        deadline = deadline_of(timeout)
+        try:
+            while not await waiter.sleep(next_nap(deadline)):
+                self._recover_for_waiters()
+                if expired(deadline):
+                    return self._give_up(waiter, timeout)
+        except BaseException:  # cancelled, perhaps at the very moment of a hand-off
+            self._leave(waiter)
+            raise
+        return self._handed(waiter)
+
+    def _recover_for_waiters(self) -> None:
+        # Leaks are found inside the garbage collector, which wakes nobody: waiters look.
+        if self._leaked:
+            self._drain_leaks()
+
+    def _handed(self, waiter: Waiter) -> int:
+        index = waiter.index
+        if index is None:  # woken by close()
+            raise PoolClosedError(f"{self!r} was closed while waiting for an object")
+        return index
+
+    def _give_up(self, waiter: Waiter, timeout: float | None) -> int:
+        """The deadline passed: leave the line, unless an index was handed over meanwhile."""
+        index = self._line.leave(waiter)
+        if index is not None:  # handed over as the wait ran out: it is ours, take it
+            return index
+        if waiter.closed:
+            raise PoolClosedError(f"{self!r} was closed while waiting for an object")
+        raise self._exhausted_error(timeout)
+
+    def _leave(self, waiter: Waiter) -> None:
+        index = self._line.leave(waiter)
+        if index is not None:  # handed over, but the waiter is gone: serve the next one
+            self._give_back(index)
+
+    def _give_back(self, index: int) -> None:
+        self._free.append(index)
+        if self._blocked:
+            self._serve()
+
+    def _serve(self) -> None:
+        self._line.serve(self._free)
+
+    def acquire(self, timeout: float | None = None) -> Acquisition[T]:
+        """Wait for an object from asyncio: `ref = await pool.acquire()`, or
+        `async with pool.acquire() as obj:` (released at the end of the block).
+
+        The event loop runs on while the task waits; waiters are served first come, first
+        served with `allocate(timeout=...)` callers on any thread. A task cancelled (or
+        timing out) at the very moment an object was handed to it passes the object on.
+
+        Raises (when awaited):
+            PoolExhaustedError: no object came back within `timeout` seconds.
+            PoolClosedError: `close()` was called (before or during the wait).
+        Raises (at once):
+            TypeError, ValueError: `timeout` is not a number >= 0 or None.
+        """
+        return Acquisition(self, check_wait("timeout", timeout))
+
+    async def _acquire(self, timeout: float | None) -> OwnedRef[T]:
+        if self._closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+        index: int | None = None
+        if not self._blocked:
+            try:
+                index = self._free.pop()
+            except IndexError:
+                self._drain_leaks()
+                try:
+                    index = self._free.pop()
+                except IndexError:
+                    pass
+        if index is None:
+            if timeout == 0:
+                raise self._exhausted_error(timeout)
+            index = await self._wait_async(timeout)
+        return self._lend(index)
 
     def _on_leak(self, index: int, ref: OwnedRef[T]) -> None:
         # Called from OwnedRef.__del__, possibly inside the garbage collector, on any
@@ -596,9 +752,9 @@ class Pool(_PoolCore[T]):
             raise
         old = self._items[index]
         self._items[index] = fresh
-        self._free.append(index)
         with self._lock:
             self._rebuilding -= 1
+        self._give_back(index)  # to a waiter, if anyone waits
         del old  # its finaliser, if this was the last reference, runs here: no lock is held
 
     def _retire(self) -> None:
@@ -609,9 +765,12 @@ class Pool(_PoolCore[T]):
     def close(self) -> None:
         """Stop lending: later `allocate()` calls raise `PoolClosedError`.
 
-        Idempotent. Handles still out stay valid and may be released.
+        Idempotent. Handles still out stay valid and may be released. Threads and tasks
+        waiting for an object get `PoolClosedError`.
         """
         self._closed = True
+        self._blocked = True  # allocate() tests this flag, not _closed
+        self._line.close()
 
     @property
     def name(self) -> str | None:
@@ -634,6 +793,11 @@ class Pool(_PoolCore[T]):
         """Objects lent through live handles now. O(1), like `free`; `stats()` is O(capacity)."""
         self._drain_leaks()
         return self._size - len(self._free) - self._retired - self._rebuilding
+
+    @property
+    def waiting(self) -> int:
+        """Threads (`allocate(timeout=...)`) and tasks (`acquire()`) waiting for an object now."""
+        return len(self._line.queue)
 
     @property
     def free(self) -> int:
@@ -687,3 +851,34 @@ class Pool(_PoolCore[T]):
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("Pool cannot be pickled: its handles are only meaningful in this process")
 
+
+
+@final
+class Acquisition(Generic[T]):
+    """What `Pool.acquire()` returns: await it for a handle, or use it with `async with`.
+
+    `ref = await pool.acquire()` gives an `OwnedRef[T]` to release; `async with
+    pool.acquire() as obj:` gives the object and releases it at the end of the block. Each
+    `Acquisition` is used once.
+    """
+
+    __slots__ = ("_pool", "_ref", "_timeout")
+
+    def __init__(self, pool: Pool[T], timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._ref: OwnedRef[T] | None = None
+
+    def __await__(self) -> Generator[object, None, OwnedRef[T]]:
+        return self._pool._acquire(self._timeout).__await__()
+
+    async def __aenter__(self) -> T:
+        if self._ref is not None:
+            raise RuntimeError("this Acquisition was already entered; call pool.acquire() again")
+        self._ref = await self._pool._acquire(self._timeout)
+        return self._ref.value
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        ref = self._ref
+        if ref is not None:
+            ref.release()

@@ -1,0 +1,216 @@
+"""Waiting for a pooled object: one fair line of threads and asyncio tasks, served by hand-off.
+
+Invariant: a waiter is in the line from `join()` until it is handed an index (`serve`), the
+pool closes (`close`), or it leaves (`leave`: a timeout, a cancellation, an interrupt); every
+one of these moves happens under the line's lock, which guards nothing else and under which no
+user code runs. An index handed to a waiter belongs to that waiter: it returns it to its
+caller, or, leaving after the hand-off, gives it back to the pool, which serves the next
+waiter. So no index is lost however a wait ends, and none is handed out twice.
+
+Fairness: the line is first come, first served, threads and tasks alike, and while anyone
+waits a newcomer joins the line instead of taking a free object (`Pool.allocate` tests the
+line before the free stack). With nobody waiting the pool pays one test of a bool on release
+and none on allocate: the line keeps the pool's `_blocked` flag ("closed, or someone waits",
+written under the lock, read without it), which `allocate` tests instead of `_closed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from ._validate import reject
+
+__all__ = ["LEAK_POLL_S", "NO_WAIT", "Line", "TaskWaiter", "ThreadWaiter", "Waiter", "check_wait"]
+
+NO_WAIT: Final = 0.0
+"""`Pool.allocate`'s default timeout; identity-tested on the hot path, so only other values are checked."""
+
+LEAK_POLL_S: Final = 0.05
+"""How often a waiter checks for slots recovered from leaked handles.
+
+A leak is found inside the garbage collector, where no lock may be taken and no waiter woken,
+so a waiter looks for recovered slots itself at least this often."""
+
+
+def check_wait(name: str, value: object) -> float | None:
+    """Return a wait timeout as a float >= 0, or None (wait forever).
+
+    Raises:
+        TypeError: `value` is not a number or None (a bool is refused).
+        ValueError: `value` is negative or NaN.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        reject(TypeError, name, "a number of seconds or None", value)
+    if math.isnan(value) or value < 0:
+        reject(ValueError, name, ">= 0 (or None to wait forever)", value)
+    return float(value)
+
+
+class Waiter:
+    """One thread or task in the line: handed an index, or told the pool closed."""
+
+    __slots__ = ("closed", "index")
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.closed = False
+
+    def wake(self) -> bool:
+        """Tell the waiter to look at `index`/`closed`; False if it can never wake."""
+        raise NotImplementedError
+
+
+class ThreadWaiter(Waiter):
+    """A thread parked on a lock of its own, released to wake it (the GIL is not held meanwhile)."""
+
+    __slots__ = ("_parked",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parked = threading.Lock()
+        self._parked.acquire()
+
+    def wake(self) -> bool:
+        self._parked.release()
+        return True
+
+    def sleep(self, seconds: float) -> bool:
+        """Park up to `seconds`; True if woken."""
+        return self._parked.acquire(timeout=seconds)
+
+
+class TaskWaiter(Waiter):
+    """An asyncio task awaiting a future of its loop, woken thread-safely from any thread."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._set)
+        except RuntimeError:  # its loop is closed: it will never run again
+            return False
+        return True
+
+    def _set(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    async def sleep(self, seconds: float) -> bool:
+        """Await the wake up to `seconds`; True if woken. Cancellation propagates."""
+        done, _ = await asyncio.wait((self._future,), timeout=seconds)
+        return bool(done)
+
+
+class Flagged(Protocol):
+    """The pool whose `_blocked` flag a `Line` keeps."""
+
+    _blocked: bool
+    _closed: bool
+
+
+class Line:
+    """The pool's waiters, oldest first; keeps `pool._blocked` true while any wait."""
+
+    __slots__ = ("_lock", "_pool", "queue")
+
+    def __init__(self, pool: Flagged) -> None:
+        self.queue: deque[Waiter] = deque()
+        self._pool = pool
+        self._lock = threading.Lock()
+
+    def _flag(self) -> None:
+        # Under the lock. A bool: the hot path's truth test of it is the cheapest there is.
+        self._pool._blocked = self._pool._closed or bool(self.queue)
+
+    def join(self, waiter: Waiter, free: list[int]) -> int | None:
+        """Take a free index if nobody is ahead, else queue `waiter` and return None."""
+        with self._lock:
+            if not self.queue:
+                try:
+                    return free.pop()
+                except IndexError:
+                    pass
+            self.queue.append(waiter)
+            self._flag()
+        return None
+
+    def serve(self, free: list[int]) -> None:
+        """Hand free indices to the oldest waiters, one each, while both last."""
+        while True:
+            handed: list[Waiter] = []
+            with self._lock:
+                while self.queue and free:
+                    try:
+                        index = free.pop()
+                    except IndexError:  # a newcomer took it meanwhile: nothing left to hand
+                        break
+                    waiter = self.queue.popleft()
+                    waiter.index = index
+                    handed.append(waiter)
+                self._flag()
+            lost = False
+            for waiter in handed:  # waking runs no user code, but the lock stays short
+                if not waiter.wake():  # its loop closed: take its index back, serve the next
+                    with self._lock:
+                        taken, waiter.index = waiter.index, None
+                    if taken is not None:
+                        free.append(taken)
+                        lost = True
+            if not lost:
+                return
+
+    def leave(self, waiter: Waiter) -> int | None:
+        """`waiter` stops waiting: out of the line, or, if it was handed an index, that index."""
+        with self._lock:
+            index, waiter.index = waiter.index, None
+            if index is None:
+                try:
+                    self.queue.remove(waiter)
+                except ValueError:  # served or closed meanwhile
+                    pass
+                self._flag()
+            return index
+
+    def close(self) -> None:
+        """Wake every waiter with `closed` set (the pool raises `PoolClosedError` in each)."""
+        with self._lock:
+            waiters = list(self.queue)
+            self.queue.clear()
+            self._pool._blocked = True  # closed
+            for waiter in waiters:
+                waiter.closed = True
+        for waiter in waiters:
+            waiter.wake()
+
+
+def deadline_of(timeout: float | None) -> float | None:
+    """The monotonic time a wait of `timeout` seconds ends, or None (never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def next_nap(deadline: float | None) -> float:
+    """How long to park before the next look for recovered leaks or the deadline (>= 0)."""
+    if deadline is None:
+        return LEAK_POLL_S
+    return max(0.0, min(LEAK_POLL_S, deadline - time.monotonic()))
+
+
+def expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+Recover = Callable[[], None]
+"""Rebuilds slots recovered from leaked handles and serves the line (`Pool._drain_leaks`)."""
