@@ -18,5 +18,4 @@ cdef class PoolCore:
     cdef public bint _blocked  # closed, or someone waits: kept by objpool._waiting.Line
 
     cdef OwnedRef _allocate(self, object timeout)
-    cdef OwnedRef _lend_c(self, Py_ssize_t index)
     cdef int _deallocate(self, OwnedRef handle) except -1

@@ -15,6 +15,7 @@ from objpool._waiting import NO_WAIT
 from objpool.sv2._buffer import MAX_SIZE, check_size
 
 cdef object _MAX_SIZE = MAX_SIZE
+cdef object _NO_WAIT = NO_WAIT
 
 
 cdef class PooledBufferCore:
@@ -64,7 +65,7 @@ cdef class PooledBufferCore:
         pool = self._pool
         try:
             if isinstance(pool, PoolCore):
-                ref = (<PoolCore>pool)._allocate(NO_WAIT)
+                ref = (<PoolCore>pool)._allocate(_NO_WAIT)
             else:
                 ref = pool.allocate()
         except (PoolExhaustedError, PoolClosedError):
