@@ -19,6 +19,7 @@ from ._errors import (
 )
 from ._pool import (
     COMPILED as COMPILED,
+    Acquisition as Acquisition,
     OwnedRef as OwnedRef,
     Pool as Pool,
     PoolStats as PoolStats,
@@ -27,6 +28,7 @@ from ._pool import (
 
 __all__ = [
     "COMPILED",
+    "Acquisition",
     "BufferFullError",
     "ByteBuffer",
     "ForeignRefError",

@@ -21,12 +21,23 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Final, Protocol
 
 from ._validate import reject
 
-__all__ = ["LEAK_POLL_S", "NO_WAIT", "Line", "TaskWaiter", "ThreadWaiter", "Waiter", "check_wait"]
+__all__ = [
+    "LEAK_POLL_S",
+    "NO_WAIT",
+    "Flagged",
+    "Line",
+    "TaskWaiter",
+    "ThreadWaiter",
+    "Waiter",
+    "check_wait",
+    "deadline_of",
+    "expired",
+    "next_nap",
+]
 
 NO_WAIT: Final = 0.0
 """`Pool.allocate`'s default timeout; identity-tested on the hot path, so only other values are checked."""
@@ -209,8 +220,6 @@ def next_nap(deadline: float | None) -> float:
 
 
 def expired(deadline: float | None) -> bool:
+    """Whether the wait that ends at `deadline` is over."""
     return deadline is not None and time.monotonic() >= deadline
 
-
-Recover = Callable[[], None]
-"""Rebuilds slots recovered from leaked handles and serves the line (`Pool._drain_leaks`)."""

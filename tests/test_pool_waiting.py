@@ -266,3 +266,143 @@ def test_close_wakes_waiting_tasks() -> None:
             await pool.acquire()
 
     asyncio.run(main())
+
+
+# -- the races, driven on purpose -----------------------------------------------------------
+
+
+def test_a_thread_handed_an_object_as_its_wait_runs_out_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release lands between the wait timing out and the waiter leaving the line."""
+    from objpool._waiting import expired as real_expired
+
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+
+    def expired_with_a_release_at_that_instant(deadline: float | None) -> bool:
+        if real_expired(deadline) and ref.alive:
+            ref.release()  # handed to the waiter, which is about to give up
+        return real_expired(deadline)
+
+    monkeypatch.setattr("objpool._pool.expired", expired_with_a_release_at_that_instant)
+    got = pool.allocate(timeout=0.01)  # not PoolExhaustedError: the object is not lost
+    assert got.alive and (pool.waiting, pool.lent) == (0, 1)
+    got.release()
+    assert pool.stats().exhausted == 0
+
+
+def test_an_interrupted_thread_passes_a_handed_object_to_the_next_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyboardInterrupt reaches a waiter just after an object was handed to it."""
+    from objpool import _waiting
+
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    second = Waiting(pool)
+    real_sleep = _waiting.ThreadWaiter.sleep
+    first_sleep = threading.Event()
+
+    def sleep_then_interrupt(self: _waiting.ThreadWaiter, seconds: float) -> bool:
+        if threading.current_thread() is threading.main_thread() and not first_sleep.is_set():
+            first_sleep.set()
+            second.start()
+            until(lambda: pool.waiting == 2)
+            ref.release()  # handed to this (main) thread, the oldest waiter...
+            raise KeyboardInterrupt  # ...which is interrupted before it takes it
+        return real_sleep(self, seconds)
+
+    monkeypatch.setattr(_waiting.ThreadWaiter, "sleep", sleep_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pool.allocate(timeout=BOUND_S)
+    second.done()
+    assert second.ref is not None and second.error is None, "the handed object went to the next waiter"
+    second.ref.release()
+    assert (pool.free, pool.lent, pool.waiting) == (1, 0, 0)
+
+
+def test_a_task_whose_loop_closed_never_swallows_an_object() -> None:
+    """A waiter whose event loop is gone cannot wake: its object goes to the next waiter."""
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    loop = asyncio.new_event_loop()
+    stranded = loop.create_task(pool._acquire(BOUND_S))
+    loop.run_until_complete(asyncio.sleep(0.01))  # the task joins the line, then the loop stops
+    assert pool.waiting == 1
+    thread = Waiting(pool)
+    thread.start()
+    until(lambda: pool.waiting == 2)
+    loop.close()  # the task is stranded in the line; its wake-up can never run
+    ref.release()  # to the stranded task first: the hand-off fails, the thread gets it
+    thread.done()
+    assert thread.ref is not None and thread.error is None
+    thread.ref.release()
+    assert pool.free == 1
+    del stranded
+
+
+def test_stress_threads_and_tasks_with_timeouts_and_cancellations() -> None:
+    """Threads and tasks hammer a small pool with random timeouts and cancellations; owner
+    marks prove no object is lent twice, and at the end every object is free and the stats
+    add up exactly."""
+    import random
+
+    class Marked:
+        def __init__(self) -> None:
+            self.owner: object = None
+
+        def reset(self) -> None:
+            self.owner = None
+
+    pool = Pool(Marked, 3)
+    stop = time.monotonic() + 1.0
+    errors: list[BaseException] = []
+
+    def use(ref: OwnedRef[Marked], me: object) -> None:
+        obj = ref.value
+        if obj.owner is not None:
+            raise AssertionError(f"lent twice: {obj.owner} and {me}")
+        obj.owner = me
+        time.sleep(random.random() * 0.0005)
+        if obj.owner is not me:
+            raise AssertionError("changed while owned")
+        ref.release()
+
+    def thread_worker(n: int) -> None:
+        rng = random.Random(n)
+        try:
+            while time.monotonic() < stop:
+                try:
+                    ref = pool.allocate(timeout=rng.choice([0, 0.0005, 0.002, None]))
+                except PoolExhaustedError:
+                    continue
+                use(ref, ("thread", n))
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def task_worker(n: int) -> None:
+        rng = random.Random(100 + n)
+        while time.monotonic() < stop:
+            attempt = asyncio.ensure_future(pool.acquire(timeout=rng.choice([0.0005, 0.002, None])))
+            if rng.random() < 0.3:
+                await asyncio.sleep(rng.random() * 0.001)
+                attempt.cancel()  # maybe at the very moment of a hand-off
+            try:
+                ref = await attempt
+            except (asyncio.CancelledError, PoolExhaustedError):
+                continue
+            use(ref, ("task", n))
+            await asyncio.sleep(0)
+
+    async def tasks() -> None:
+        await asyncio.gather(*(task_worker(n) for n in range(4)))
+
+    threads = [threading.Thread(target=thread_worker, args=(n,)) for n in range(4)]
+    loop_thread = threading.Thread(target=lambda: asyncio.run(tasks()))
+    for t in [*threads, loop_thread]:
+        t.start()
+    for t in [*threads, loop_thread]:
+        t.join(BOUND_S + 2)
+        assert not t.is_alive(), "a worker is stuck"
+    assert not errors, errors
+    s = pool.stats()
+    assert (s.lent, s.free, pool.waiting) == (0, 3, 0)
+    assert s.allocations == s.deallocations + s.reset_failures + s.leaks + s.lent
+    assert s.allocations > 100, "the stress test barely ran"

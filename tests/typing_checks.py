@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import assert_type
 
-from objpool import ByteBuffer, OwnedRef, Pool, PoolStats, Reset
+from objpool import Acquisition, ByteBuffer, OwnedRef, Pool, PoolStats, Reset
 
 
 class Widget:
@@ -59,12 +59,27 @@ def check_factory_pool() -> None:
         assert_type(maybe, OwnedRef[Widget])
         maybe.release()
 
+    for timeout in (0.5, None, 1):
+        waited = pool.allocate(timeout=timeout)
+        assert_type(waited, OwnedRef[Widget])
+        waited.release()
+    assert_type(pool.waiting, int)
+
     stats = pool.stats()
     assert_type(stats, PoolStats)
     assert_type(stats.allocations, int)
     assert_type(stats.high_water, int)
     assert_type(stats.closed, bool)
     assert_type(pool.close(), None)
+
+
+async def check_acquire() -> None:
+    pool = Pool(Widget, 2)
+    assert_type(pool.acquire(), Acquisition[Widget])
+    ref = await pool.acquire(timeout=1.0)
+    assert_type(ref, OwnedRef[Widget])
+    async with pool.acquire(timeout=None) as w:
+        assert_type(w, Widget)
 
 
 def check_reset_callable_pools() -> None:
