@@ -3,6 +3,11 @@
 __version__ = "0.1.0"
 """The installed release (PEP 440); also the distribution's version."""
 
+from ._bufpool import (
+    BufAllocation as BufAllocation,
+    BufPool as BufPool,
+    BufPoolStats as BufPoolStats,
+)
 from ._bytebuffer import (
     ByteBuffer as ByteBuffer,
     SupportsReadinto as SupportsReadinto,
@@ -29,6 +34,9 @@ from ._pool import (
 __all__ = [
     "COMPILED",
     "Acquisition",
+    "BufAllocation",
+    "BufPool",
+    "BufPoolStats",
     "BufferFullError",
     "ByteBuffer",
     "ForeignRefError",

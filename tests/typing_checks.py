@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import assert_type
 
-from objpool import Acquisition, ByteBuffer, OwnedRef, Pool, PoolStats, Reset
+from objpool import Acquisition, BufAllocation, BufPool, BufPoolStats, ByteBuffer, OwnedRef, Pool, PoolStats, Reset
 
 
 class Widget:
@@ -71,6 +71,27 @@ def check_factory_pool() -> None:
     assert_type(stats.high_water, int)
     assert_type(stats.closed, bool)
     assert_type(pool.close(), None)
+
+
+def check_bufpool() -> None:
+    pool = BufPool(4096, 1 << 20)
+    with pool.allocate(4, timeout=0.5) as block:
+        assert_type(block, BufAllocation)
+        assert_type(len(block), int)
+        assert_type(block.view, memoryview)
+        for buffer in block:
+            assert_type(buffer, memoryview)
+    assert_type(pool.stats(), BufPoolStats)
+    assert_type(pool.trim(), int)
+
+
+async def check_buf_acquire() -> None:
+    pool = BufPool(4096, 1 << 20)
+    block = await pool.acquire(2)
+    assert_type(block, BufAllocation)
+    block.release()
+    async with pool.acquire(1, timeout=None) as held:
+        assert_type(held, BufAllocation)
 
 
 async def check_acquire() -> None:
@@ -156,5 +177,6 @@ RUNTIME_CHECKS: list[Callable[[], None]] = [
     check_reset_callable_pools,
     check_from_items,
     check_bytebuffer,
+    check_bufpool,
 ]
 """The checks that tests/test_typing.py also runs (the rest need real files or sockets)."""
