@@ -206,13 +206,12 @@ class BufPool:
         "_closed",
         "_high_water",
         "_idle",
-        "_idle_bytes",
         "_in_use",
         "_leaked",
         "_leaks",
         "_line",
         "_lock",
-        "_reused",
+        "_fresh",
         "_timeouts",
         "_waited_s",
         "__weakref__",
@@ -228,12 +227,11 @@ class BufPool:
         self._in_use = 0
         self._high_water = 0
         self._idle: dict[int, list[bytearray]] = {}
-        self._idle_bytes = 0
         self._line: deque[tuple[int, Waiter]] = deque()
         self._lock = threading.Lock()
         self._closed = False
         self._allocations = 0
-        self._reused = 0
+        self._fresh = 0  # allocations that needed new memory; the rest reused an idle block
         self._leaks = 0
         self._leaked: list[int] = []
         self._timeouts = 0
@@ -282,11 +280,9 @@ class BufPool:
                     self._high_water = in_use
                 self._allocations += 1
                 idle = self._idle.get(size_class)
-                if idle:
-                    block = idle.pop()
-                    self._idle_bytes -= len(block)
-                    self._reused += 1
-                    return _allocation(self, block, n)
+                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
+                    return _allocation(self, idle.pop(), n)
+                self._fresh += 1
                 fresh = True
             else:
                 fresh = False
@@ -381,11 +377,11 @@ class BufPool:
         with self._lock:
             self._in_use -= n
             if block is not None:
-                idle = self._idle.get(len(block) // self._buffer_size)
+                size_class = len(block) // self._buffer_size
+                idle = self._idle.get(size_class)
                 if idle is None:
-                    idle = self._idle[len(block) // self._buffer_size] = []
+                    idle = self._idle[size_class] = []
                 idle.append(block)
-                self._idle_bytes += len(block)
             while self._line:
                 need, waiter = self._line[0]
                 if self._in_use + need > self._budget:
@@ -456,8 +452,8 @@ class BufPool:
             idle = self._idle.get(size_class)
             if idle:
                 block = idle.pop()
-                self._idle_bytes -= len(block)
-                self._reused += 1
+            else:
+                self._fresh += 1
         if block is None:
             block = bytearray(size_class * self._buffer_size)
         return _allocation(self, block, n)
@@ -495,9 +491,8 @@ class BufPool:
     def trim(self) -> int:
         """Free every idle block; return the bytes freed."""
         with self._lock:
-            freed = self._idle_bytes
+            freed = self._idle_bytes()
             self._idle = {}
-            self._idle_bytes = 0
         return freed
 
     def close(self) -> None:
@@ -511,6 +506,10 @@ class BufPool:
         for waiter in waiters:
             waiter.wake()
 
+    def _idle_bytes(self) -> int:
+        # Under the lock. Summed here rather than kept on the hot paths (two updates a cycle).
+        return sum(len(block) for blocks in self._idle.values() for block in blocks)
+
     def stats(self) -> BufPoolStats:
         """A snapshot of the counters, in bytes where they are sizes (leaks found since the
         last call are counted first, and their budget returned)."""
@@ -521,12 +520,12 @@ class BufPool:
                 budget=self._budget * size,
                 in_use=self._in_use * size,
                 high_water=self._high_water * size,
-                idle=self._idle_bytes,
+                idle=self._idle_bytes(),
                 waiting=len(self._line),
                 waited_s=self._waited_s,
                 timeouts=self._timeouts,
                 allocations=self._allocations,
-                reused=self._reused,
+                reused=self._allocations - self._fresh,
                 leaks=self._leaks,
             )
 
