@@ -587,6 +587,8 @@ class Pool(_PoolCore[T]):
         index = self._line.join(waiter, self._free)
         if index is not None:
             return index
+        if waiter.closed:
+            return self._handed(waiter)  # raises PoolClosedError
         deadline = deadline_of(timeout)
         try:
             while not waiter.sleep(next_nap(deadline)):
@@ -604,6 +606,8 @@ class Pool(_PoolCore[T]):
         index = self._line.join(waiter, self._free)
         if index is not None:
             return index
+        if waiter.closed:
+            return self._handed(waiter)  # raises PoolClosedError
         deadline = deadline_of(timeout)
         try:
             while not await waiter.sleep(next_nap(deadline)):

@@ -147,8 +147,15 @@ class Line:
         self._pool._blocked = self._pool._closed or bool(self.queue)
 
     def join(self, waiter: Waiter, free: list[int]) -> int | None:
-        """Take a free index if nobody is ahead, else queue `waiter` and return None."""
+        """Take a free index if nobody is ahead, else queue `waiter` and return None.
+
+        On a closed pool the waiter is not queued (nobody would wake it): it comes back with
+        `closed` set.
+        """
         with self._lock:
+            if self._pool._closed:  # closed after the caller looked: close() woke the line already
+                waiter.closed = True
+                return None
             if not self.queue:
                 try:
                     return free.pop()

@@ -406,3 +406,22 @@ def test_stress_threads_and_tasks_with_timeouts_and_cancellations() -> None:
     assert (s.lent, s.free, pool.waiting) == (0, 3, 0)
     assert s.allocations == s.deallocations + s.reset_failures + s.leaks + s.lent
     assert s.allocations > 100, "the stress test barely ran"
+
+
+def test_a_pool_closed_between_the_check_and_joining_the_line_raises_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() lands after allocate() looked at the pool but before the caller queued."""
+    pool = Pool(Widget, 1)
+    ref = pool.allocate()
+    real_wait = Pool._wait
+
+    def close_first(self: Pool[Widget], timeout: float | None) -> int:
+        self.close()  # closes (and wakes the line) before this caller joins it
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(Pool, "_wait", close_first)
+    start = time.monotonic()
+    with pytest.raises(PoolClosedError):
+        pool.allocate(timeout=BOUND_S)
+    assert time.monotonic() - start < 1, "the caller slept instead of seeing the closed pool"
+    assert pool.waiting == 0
+    ref.release()
