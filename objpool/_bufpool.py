@@ -394,7 +394,8 @@ class BufPool:
             if not waiter.wake():  # its event loop closed: it will never take the budget
                 self._leave(waiter)
 
-    def _leave(self, waiter: Waiter) -> None:
+    def _withdraw(self, waiter: Waiter) -> int | None:
+        """Take `waiter` out of the line; or, if budget was granted to it already, that grant."""
         with self._lock:
             granted, waiter.index = waiter.index, None
             if granted is None:
@@ -402,21 +403,15 @@ class BufPool:
                     if queued is waiter:
                         del self._line[i]
                         break
-        if granted is not None:  # granted, but the waiter is gone: pass the budget on
-            self._give_back(granted, None)
-        else:
-            # Leaving may unblock the line behind a head that could not be served.
-            self._give_back(0, None)
+        return granted
+
+    def _leave(self, waiter: Waiter) -> None:
+        # A grant the waiter will not use goes on; and a waiter leaving may unblock the line
+        # behind a head that could not be served. Either way: give back and serve.
+        self._give_back(self._withdraw(waiter) or 0, None)
 
     def _give_up(self, n: int, waiter: Waiter, timeout: float | None) -> BufAllocation:
-        with self._lock:
-            granted, waiter.index = waiter.index, None
-            if granted is None:
-                for i, (_, queued) in enumerate(self._line):
-                    if queued is waiter:
-                        del self._line[i]
-                        break
-        if granted is not None:  # granted as the wait ran out: it is ours
+        if self._withdraw(waiter) is not None:  # granted as the wait ran out: it is ours
             return self._lend(n)
         self._give_back(0, None)  # the line behind us may fit now
         if waiter.closed:
