@@ -66,7 +66,11 @@ def check_wait(name: str, value: object) -> float | None:
 
 
 class Waiter:
-    """One thread or task in the line: handed an index, or told the pool closed."""
+    """One thread or task in a line: handed something, or told the pool closed.
+
+    `index` is what was handed over: a slot index in `Pool`'s line, the number of buffers
+    granted in `BufPool`'s; None while waiting.
+    """
 
     __slots__ = ("closed", "index")
 
