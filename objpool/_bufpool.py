@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import tracemalloc
 from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from ._waiting import (
     expired,
     next_nap,
 )
-from ._warn import warn_user
+from ._warn import allocation_site, warn_user
 
 __all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
 
@@ -458,12 +457,8 @@ class BufPool:
         # thread holds _lock: so only an atomic append and a warning. The memory may still be
         # referenced, so it is dropped, not reused; the budget comes back in _drain_leaks().
         self._leaked.append(n)
-        where = ""
-        traceback = tracemalloc.get_object_traceback(allocation)
-        if traceback is not None:
-            where = f"; it was allocated at {traceback[-1].filename}:{traceback[-1].lineno}"
         warn_user(
-            f"a BufAllocation of {n} buffers was garbage-collected while still live{where}; "
+            f"a BufAllocation of {n} buffers was garbage-collected while still live{allocation_site(allocation)}; "
             "release it, or use 'with pool.allocate(n) as a:'",
             ResourceWarning,
             source=allocation,

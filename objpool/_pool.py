@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import tracemalloc
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
@@ -37,7 +36,7 @@ from ._compiled import COMPILED
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_int, check_optional_str, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
-from ._warn import warn_user
+from ._warn import allocation_site, warn_user
 
 __all__ = ["COMPILED", "Acquisition", "OwnedRef", "Pool", "PoolStats", "Reset"]
 
@@ -693,17 +692,8 @@ class Pool(_PoolCore[T]):
         # code that can collect). The slot is rebuilt later by _drain_leaks(), on a
         # caller's own thread.
         self._leaked.append(index)
-        where = ""
-        traceback = tracemalloc.get_object_traceback(ref)
-        if traceback is not None:
-            frames = [f for f in reversed(traceback) if f.filename != __file__]  # skip allocate()
-            where = (
-                f"; it was allocated at {frames[0].filename}:{frames[0].lineno}"
-                if frames
-                else "; start tracemalloc with 2 frames or more to see where it was allocated"
-            )
         warn_user(
-            f"an OwnedRef of {self!r} was garbage-collected while still live{where}; "
+            f"an OwnedRef of {self!r} was garbage-collected while still live{allocation_site(ref)}; "
             "release it, or use 'with pool.allocate() as obj:'",
             ResourceWarning,
             source=ref,

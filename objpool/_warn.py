@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tracemalloc
 import warnings
 from types import FrameType
 
-__all__ = ["warn_user"]
+__all__ = ["allocation_site", "warn_user"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -34,3 +35,15 @@ def warn_user(message: str, category: type[Warning], source: object = None) -> N
         level += 1
         frame = frame.f_back
     warnings.warn(message, category, stacklevel=level, source=source)
+
+
+def allocation_site(obj: object) -> str:
+    """"; it was allocated at FILE:LINE" (the innermost frame outside objpool) when tracemalloc
+    traced `obj`, a hint to trace more frames when it saw only objpool's, else ""."""
+    traceback = tracemalloc.get_object_traceback(obj)
+    if traceback is None:
+        return ""
+    for frame in reversed(traceback):
+        if not frame.filename.startswith(_PACKAGE_DIR):
+            return f"; it was allocated at {frame.filename}:{frame.lineno}"
+    return "; start tracemalloc with more frames to see where it was allocated"

@@ -266,3 +266,16 @@ def test_stress_threads_and_tasks_share_the_budget_exactly() -> None:
     s = pool.stats()
     assert (s.in_use, s.waiting) == (0, 0)
     assert s.allocations > 100 and s.high_water <= s.budget
+
+
+def test_a_leak_warning_says_where_the_allocation_was_made() -> None:
+    import tracemalloc
+
+    tracemalloc.start(25)
+    try:
+        pool = BufPool(4, 16)
+        with pytest.warns(ResourceWarning, match=r"allocated at .*test_bufpool\.py:\d+"):
+            pool.allocate(2)  # dropped at once, on this line
+            gc.collect()
+    finally:
+        tracemalloc.stop()
