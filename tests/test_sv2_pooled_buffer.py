@@ -160,7 +160,7 @@ def test_start_reset_droppable_repr() -> None:
     b.danger_set_start(1)
     assert buf.start == 1
     assert b.is_droppable()
-    assert repr(buf) == "<PooledBuffer pending=3 pooled_slices=0 system_slices=0>"
+    assert repr(buf) == "<PooledBuffer pending=3 pooled_slices=0 system_slices=0 timeout=0.0>"
     b.get_data_owned().release()
     assert buf.start == 0 and buf.pool is pool
 

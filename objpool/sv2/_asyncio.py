@@ -5,8 +5,9 @@ decoder's `get_buffer()` view or, with `read_ahead`, a private scratch area, and
 the transport reports through `buffer_updated()` reaches the decoder exactly once. An idle
 connection (between frames) holds no buffer memory, and a connection whose consumer keeps
 frames holds at most `max_unreleased` bytes of them (plus the last frame) before it stops
-reading. When the connection ends, the decoder is cleared, so a partial frame's memory goes
-back.
+reading. With a `PooledBuffer` that waits, no header is read in full before its frame has
+memory to go to, so the loop never blocks on the pool. When the connection ends, the decoder
+is cleared and any `ByteBuffer` held for the next frame goes back, so no memory is pinned.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
-from .._errors import FrameError
+from .._errors import FrameError, PoolClosedError, PoolExhaustedError
 from .._validate import check_callable, check_int, check_timeout, reject
 from ._codec import FRAME_STEP, Decoder, MissingBytes
+from ._framing import HEADER_LEN
+from ._pooled_buffer import PooledBuffer
 
 if TYPE_CHECKING:
     from ._framing import Frame
@@ -55,6 +58,15 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     of it, reading resumes. The default is the larger of the decoder's `max_payload` and
     `FRAME_STEP`, so one frame of any allowed size can always be delivered.
 
+    Waiting for pooled memory: when the decoder's buffer is a `PooledBuffer` built with a
+    `timeout` (not 0) and its pool is exhausted as a frame begins, the protocol reads at
+    most all but the last byte of the header into the decoder's own 6 bytes, pauses reading,
+    and waits in the pool's line (`pool.acquire(timeout)`) without blocking the loop; the
+    `ByteBuffer` it gets is the frame's, and reading resumes. If `timeout` runs out (or the
+    pool closes) the frame goes to system memory instead. So with `timeout=None`, any number
+    of connections share the pool's memory and no more. Such a protocol reads exactly (no
+    `read_ahead`), since one read ahead could start many frames.
+
     `frame_timeout` (seconds, default None: no limit) bounds how long a frame may take from
     its first byte to its last while reading is not paused; past it the connection is
     aborted with a `FrameError`, so a peer that stalls mid-frame cannot hold memory forever.
@@ -67,8 +79,8 @@ class Sv2Protocol(asyncio.BufferedProtocol):
 
     Raises:
         TypeError: an argument has the wrong type.
-        ValueError: `read_ahead` or `max_unreleased` is negative, or `frame_timeout` is not
-            positive.
+        ValueError: `read_ahead` or `max_unreleased` is negative, `frame_timeout` is not
+            positive, or `read_ahead` is set with a `PooledBuffer` that waits.
     """
 
     __slots__ = (
@@ -78,16 +90,19 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         "_frame_timeout",
         "_loop",
         "_max_unreleased",
+        "_memory_task",
         "_on_close",
         "_on_frame",
         "_paused",
         "_read_ahead",
         "_resume_at",
+        "_short_view",
         "_scratch_view",
         "_timer",
         "_transport",
         "_unreleased",
         "_using_scratch",
+        "_waits",
         "_wake_pending",
     )
 
@@ -107,6 +122,15 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         if on_close is not None:
             check_callable("on_close", on_close)
         self._read_ahead = check_int("read_ahead", read_ahead)
+        buffer = decoder.buffer
+        # The buffer this protocol must find memory for before a frame begins, if it waits.
+        waits = self._waits = buffer if isinstance(buffer, PooledBuffer) and buffer.timeout != 0 else None
+        if waits is not None and read_ahead:
+            raise ValueError(
+                f"read_ahead={read_ahead} cannot be used with a PooledBuffer that waits"
+                f" (timeout={waits.timeout}): one read ahead could start many frames;"
+                " use read_ahead=0, or a PooledBuffer with timeout=0"
+            )
         if max_unreleased is None:
             max_unreleased = max(decoder.max_payload, FRAME_STEP)
         self._max_unreleased = check_int("max_unreleased", max_unreleased)
@@ -127,6 +151,10 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         self._unreleased = 0
         self._paused = False
         self._wake_pending = False
+        # Waiting for pooled memory (loop thread only): the task waiting in the pool's line,
+        # and the shortened header view handed to the transport meanwhile.
+        self._memory_task: asyncio.Task[None] | None = None
+        self._short_view: memoryview | None = None
 
     @property
     def decoder(self) -> Decoder:
@@ -150,8 +178,13 @@ class Sv2Protocol(asyncio.BufferedProtocol):
 
     @property
     def reading_paused(self) -> bool:
-        """Whether reading is paused because too many delivered frames are unreleased."""
-        return self._paused
+        """Whether reading is paused: too many delivered frames unreleased, or waiting for memory."""
+        return self._paused or self._memory_task is not None
+
+    @property
+    def waiting_for_memory(self) -> bool:
+        """Whether reading is paused until the pool lends this connection's next frame a buffer."""
+        return self._memory_task is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -165,11 +198,16 @@ class Sv2Protocol(asyncio.BufferedProtocol):
             self._using_scratch = True
             return self._scratch_view
         self._using_scratch = False
+        if self._waits is not None and decoder.pending < HEADER_LEN:
+            return self._header_view(self._waits)
         return decoder.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         """Advance the decoder by `nbytes` and deliver every frame that completed."""
         decoder = self._decoder
+        if self._short_view is not None:
+            self._short_view.release()
+            self._short_view = None
         try:
             if self._using_scratch:
                 for frame in decoder.feed(self._scratch_view[:nbytes]):
@@ -202,7 +240,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         if pause:
             self._stop_frame_timer()  # a paused connection is not a stalled peer
             transport = self._transport
-            if transport is not None:
+            if transport is not None and self._memory_task is None:
                 transport.pause_reading()
 
     def _released(self, n: int) -> None:
@@ -225,8 +263,61 @@ class Sv2Protocol(asyncio.BufferedProtocol):
             if resume:
                 self._paused = False
         transport = self._transport
-        if resume and transport is not None:
+        if resume and transport is not None and self._memory_task is None:
             transport.resume_reading()
+            if self._frame_timeout is not None:
+                self._watch_frame()
+
+    # ---- waiting for pooled memory -------------------------------------------------------
+
+    def _header_view(self, buffer: PooledBuffer) -> memoryview:
+        """Where the header's next bytes go; all but its last byte while the frame has no memory.
+
+        The header's last byte starts the frame (the decoder reserves its memory at once),
+        so it is read only once the buffer holds a `ByteBuffer` or has chosen system memory.
+        """
+        view = self._decoder.get_buffer()
+        if buffer._ready():
+            return view
+        if len(view) == 1:
+            # The transport reads even though reading was paused (a transport may finish a
+            # read in progress): never block the loop; this one frame uses system memory.
+            buffer._move_to_system_memory()
+            return view
+        self._wait_for_memory(buffer)
+        short = self._short_view = view[:-1]
+        return short
+
+    def _wait_for_memory(self, buffer: PooledBuffer) -> None:
+        if self._memory_task is not None:
+            return
+        loop = self._loop
+        transport = self._transport
+        if loop is None or transport is None:
+            return
+        self._stop_frame_timer()  # the wait is ours, not a stalled peer's
+        if not self._paused:
+            transport.pause_reading()
+        self._memory_task = loop.create_task(self._await_memory(buffer))
+
+    async def _await_memory(self, buffer: PooledBuffer) -> None:
+        try:
+            ref = await buffer.pool.acquire(buffer.timeout)
+        except (PoolExhaustedError, PoolClosedError):
+            ref = None
+        # Cancelled (the connection ended): the pool's line passed any buffer on, and
+        # connection_lost() has cleaned up; nothing more to do here.
+        self._memory_task = None
+        if self._transport is None:  # the connection ended as the buffer came
+            if ref is not None:
+                ref.release()
+            return
+        if ref is None:
+            buffer._move_to_system_memory()  # no memory in time: this frame is the fallback's
+        else:
+            buffer._hold(ref)
+        if not self._paused:
+            self._transport.resume_reading()
             if self._frame_timeout is not None:
                 self._watch_frame()
 
@@ -235,7 +326,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     def _watch_frame(self) -> None:
         """Time the frame in progress; stop timing between frames."""
         if self._decoder.pending:
-            if self._timer is None and not self._paused and self._loop is not None:
+            if self._timer is None and not self.reading_paused and self._loop is not None:
                 assert self._frame_timeout is not None
                 self._timer = self._loop.call_later(self._frame_timeout, self._frame_timed_out)
         else:
@@ -278,6 +369,15 @@ class Sv2Protocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._stop_frame_timer()
+        task = self._memory_task
+        if task is not None:
+            self._memory_task = None
+            task.cancel()
+        if self._short_view is not None:
+            self._short_view.release()
+            self._short_view = None
         self._decoder.clear()
+        if self._waits is not None:
+            self._waits._give_back()  # the ByteBuffer held for a next frame that never came
         if self._on_close is not None:
             self._on_close(exc if exc is not None else self._error)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from .._bytebuffer import ByteBuffer
 from .._compiled import COMPILED
-from .._errors import PoolClosedError
+from .._errors import PoolClosedError, PoolExhaustedError
 from .._pool import OwnedRef, Pool
 from .._validate import reject
+from .._waiting import NO_WAIT, check_wait
 from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
 from ._slice import Slice
 
@@ -43,6 +44,7 @@ class _PooledBufferCore:
         "_start",
         "_sys",
         "_system",
+        "_timeout",
         "_wv",
     )
     _borrow: memoryview | None
@@ -55,6 +57,7 @@ class _PooledBufferCore:
     _start: int
     _sys: BufferFromSystemMemory
     _system: int
+    _timeout: float | None
     _wv: memoryview | None
 
     def get_writable(self, n: int) -> memoryview:
@@ -79,11 +82,13 @@ class _PooledBufferCore:
 
     def _take(self) -> memoryview | None:
         try:
-            ref = self._pool.try_allocate()
-        except PoolClosedError:
-            ref = None
-        if ref is None:
+            ref = self._pool.allocate(self._timeout)
+        except (PoolExhaustedError, PoolClosedError):
             return None
+        return self._hold(ref)
+
+    def _hold(self, ref: OwnedRef[ByteBuffer]) -> memoryview:
+        """Write the next message into `ref`'s `ByteBuffer` (the buffer holds none now)."""
         self._ref = ref
         wv = self._wv = ref.value.writable()
         self._free = len(wv)
@@ -119,6 +124,24 @@ class _PooledBufferCore:
     def _give_back(self) -> None:
         raise NotImplementedError  # PooledBuffer's
 
+    def _ready(self) -> bool:
+        """Whether the next message can start without waiting; takes a free `ByteBuffer` if need be.
+
+        `Sv2Protocol` asks before it reads the header that starts a message, so that the
+        message never waits inside `get_writable` on the event loop's thread.
+        """
+        if self._wv is not None or self._in_sys:
+            return True
+        try:
+            ref = self._pool.try_allocate()  # queues behind waiters: no barging
+        except PoolClosedError:
+            self._in_sys = True  # a closed pool lends nothing more: system memory it is
+            return True
+        if ref is None:
+            return False
+        self._hold(ref)
+        return True
+
     def _move_to_system_memory(self) -> None:
         raise NotImplementedError  # PooledBuffer's
 
@@ -135,25 +158,41 @@ class PooledBuffer(_PooledBufferCore, Buffer):
     `from_pool` True) whose release gives it back to the pool. There is no slot limit: as
     many messages can be alive as the pool has buffers.
 
-    When the pool is exhausted (or closed), or a message outgrows one `ByteBuffer`, the
-    message continues in system memory: the bytes written so far are copied there, so they
-    stay contiguous, and the `ByteBuffer` goes back at once. `pooled_slices` and
-    `system_slices` count where the non-empty slices came from.
+    When the pool is closed, or a message outgrows one `ByteBuffer`, the message continues
+    in system memory: the bytes written so far are copied there, so they stay contiguous,
+    and the `ByteBuffer` goes back at once. When the pool is exhausted, a message waits up
+    to `timeout` seconds for a `ByteBuffer` (`pool.allocate(timeout)`, first come, first
+    served), then continues in system memory too:
+
+    - `timeout=0` (the default) never waits: the fallback, for when latency matters more
+      than memory;
+    - `timeout=None` waits for as long as it takes, so every message that fits in one
+      `ByteBuffer` lives in the pool: memory stays within the pool's, whatever the load.
+
+    A buffer that waits blocks its thread in `get_writable`; in asyncio, read through
+    `Sv2Protocol`, which waits without blocking the loop (it pauses reading instead). On a
+    thread, decode one frame at a time (`Decoder.writable`/`next_frame`): `feed()` hands its
+    frames over only when it returns, so one call completing more frames than the pool holds
+    would wait on itself.
+    `pooled_slices` and `system_slices` count where the non-empty slices came from.
 
     Thread rules: one thread uses the buffer; its slices may be released from any thread.
     """
 
     __slots__ = ("__weakref__",)
 
-    def __init__(self, pool: Pool[ByteBuffer]) -> None:
+    def __init__(self, pool: Pool[ByteBuffer], *, timeout: float | None = NO_WAIT) -> None:
         """Take messages' memory from `pool` (built with e.g. `lambda: ByteBuffer(4096)`).
 
         Raises:
-            TypeError: `pool` is not a `Pool`.
+            TypeError: `pool` is not a `Pool`, or `timeout` not a number or None.
+            ValueError: `timeout` is negative.
         """
         if not isinstance(pool, Pool):
             reject(TypeError, "pool", "a Pool of ByteBuffers", pool)
+        wait = check_wait("timeout", timeout)
         self._pool = pool
+        self._timeout = NO_WAIT if wait == 0 else wait  # NO_WAIT: allocate()'s fast path
         # The message's ByteBuffer handle, its free space as one view (taken with
         # `writable()` once per message, then sliced like a bytearray), and bytes used.
         self._ref: OwnedRef[ByteBuffer] | None = None
@@ -171,6 +210,11 @@ class PooledBuffer(_PooledBufferCore, Buffer):
     def pool(self) -> Pool[ByteBuffer]:
         """The pool the messages' memory comes from."""
         return self._pool
+
+    @property
+    def timeout(self) -> float | None:
+        """How long a message waits for a `ByteBuffer` before going to system memory (None: for good)."""
+        return self._timeout
 
     @property
     def pooled_slices(self) -> int:
@@ -192,6 +236,24 @@ class PooledBuffer(_PooledBufferCore, Buffer):
             wv.release()
         if ref is not None:
             ref.release()
+
+    def _ready(self) -> bool:
+        """Whether the next message can start without waiting; takes a free `ByteBuffer` if need be.
+
+        `Sv2Protocol` asks before it reads the header that starts a message, so that the
+        message never waits inside `get_writable` on the event loop's thread.
+        """
+        if self._wv is not None or self._in_sys:
+            return True
+        try:
+            ref = self._pool.try_allocate()  # queues behind waiters: no barging
+        except PoolClosedError:
+            self._in_sys = True  # a closed pool lends nothing more: system memory it is
+            return True
+        if ref is None:
+            return False
+        self._hold(ref)
+        return True
 
     def _move_to_system_memory(self) -> None:
         """Continue this message in system memory, pending bytes included."""
@@ -243,5 +305,5 @@ class PooledBuffer(_PooledBufferCore, Buffer):
     def __repr__(self) -> str:
         return (
             f"<PooledBuffer pending={len(self)} pooled_slices={self._pooled}"
-            f" system_slices={self._system}>"
+            f" system_slices={self._system} timeout={self._timeout}>"
         )
