@@ -298,7 +298,7 @@ class BufPool:
         started = time.monotonic()
         deadline = deadline_of(timeout)
         try:
-            while not waiter.sleep(next_nap(deadline)):
+            while not waiter.sleep(next_nap(deadline, self._is_first(waiter))):
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
                     return self._give_up(n, waiter, timeout)
@@ -331,7 +331,7 @@ class BufPool:
         started = time.monotonic()
         deadline = deadline_of(timeout)
         try:
-            while not await waiter.sleep(next_nap(deadline)):
+            while not await waiter.sleep(next_nap(deadline, self._is_first(waiter))):
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
                     return self._give_up(n, waiter, timeout)
@@ -358,6 +358,13 @@ class BufPool:
         self._in_use += n
         if self._in_use > self._high_water:
             self._high_water = self._in_use
+
+    def _is_first(self, waiter: Waiter) -> bool:
+        """Whether `waiter` heads the line: read without the lock, a hint for how often to poll."""
+        try:
+            return self._line[0][1] is waiter
+        except IndexError:
+            return False
 
     def _join(self, n: int, waiter: Waiter) -> bool:
         """Queue `waiter` for `n` buffers, unless they fit now and nobody is ahead (True)."""

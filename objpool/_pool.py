@@ -590,7 +590,7 @@ class Pool(_PoolCore[T]):
             return self._handed(waiter)  # raises PoolClosedError
         deadline = deadline_of(timeout)
         try:
-            while not waiter.sleep(next_nap(deadline)):
+            while not waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
                 self._recover_for_waiters()
                 if expired(deadline):
                     return self._give_up(waiter, timeout)
@@ -609,7 +609,7 @@ class Pool(_PoolCore[T]):
             return self._handed(waiter)  # raises PoolClosedError
         deadline = deadline_of(timeout)
         try:
-            while not await waiter.sleep(next_nap(deadline)):
+            while not await waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
                 self._recover_for_waiters()
                 if expired(deadline):
                     return self._give_up(waiter, timeout)

@@ -425,3 +425,19 @@ def test_a_pool_closed_between_the_check_and_joining_the_line_raises_at_once(mon
     assert time.monotonic() - start < 1, "the caller slept instead of seeing the closed pool"
     assert pool.waiting == 0
     ref.release()
+
+
+def test_a_task_woken_as_its_nap_runs_out_sees_the_wake_on_its_next_nap() -> None:
+    """The nap's timer fires, then a release wakes the task before it resumes: nothing lost."""
+    from objpool._waiting import TaskWaiter, _nap_over
+
+    async def main() -> None:
+        waiter = TaskWaiter(asyncio.get_running_loop())
+        nap = asyncio.ensure_future(waiter.sleep(10))
+        await asyncio.sleep(0)  # parked on its future
+        _nap_over(waiter._future)  # the nap runs out...
+        waiter._set()  # ...and the wake lands before the task runs again
+        assert not await nap, "this nap ran out"
+        assert await asyncio.wait_for(waiter.sleep(10), 1), "the next one returns at once: woken"
+
+    asyncio.run(main())
