@@ -6,26 +6,35 @@ Everything runs on 127.0.0.1 in one asyncio loop, bounded in connections and tim
 - the proxy accepts N downstream connections, opens one upstream connection for each, and
   decodes every frame in both directions with `Sv2Protocol` into that connection's own
   buffer (system memory, a `BufferPool`, or a `PooledBuffer` drawing from one shared
-  `Pool[ByteBuffer]`), then forwards the frame's bytes and releases it;
+  `Pool[ByteBuffer]`, falling back to system memory when the pool is empty or, with
+  `pooled-wait`, pausing that connection's reading until a buffer comes back), then
+  forwards the frame's bytes and releases it;
 - each client sends channel frames of mixed sizes (its id as channel id, a sequence number,
   a deterministic body), at most `--window` unanswered at a time, for `--duration` seconds,
   and checks that every echo comes back intact and in order.
 
-It prints frames/s and bytes/s through the proxy and where the frames' memory came from.
+It prints frames/s and bytes/s through the proxy, where the frames' memory came from, and
+the peak memory: frame bytes (the pool's, plus the most ever alive in system memory) and the
+process's peak RSS. `--compare` runs the fallback and the backpressure modes in fresh
+processes over the same pool and prints them side by side.
 Run `python examples/sv2_proxy.py --help`; the defaults (1,000 connections, 3 s, pooled
 buffers, 4 KiB read-ahead) suit a 2-core machine. A test runs it with a few connections.
 
 Forwarding a pooled frame without copying needs care: since CPython 3.12 a transport that
 cannot send at once keeps a reference to the very memoryview it was given (3.11 copies).
-`FrameSender` therefore releases a frame only once the transport's write buffer is empty.
+`FrameSender` therefore releases a frame only once the transport's write buffer is empty,
+and checks for that every millisecond while it holds any: with backpressure, a held frame
+is a buffer another connection may be waiting for.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -72,17 +81,29 @@ class Stats:
     frames_in_pool: int = 0
     frames_in_system: int = 0
     frames_held: int = 0  # forwarded frames kept alive until their transport drained
+    system_bytes: int = 0  # bytes of frames in system memory alive now
+    system_bytes_peak: int = 0  # the most ever alive at once
     open_connections: int = 0  # proxy and upstream sides not yet closed, to shut down cleanly
     proxy_errors: list[str] = field(default_factory=list)
+
+
+def release(frame: Frame, stats: Stats) -> None:
+    """Release a frame the proxy is done with, counting its system memory as gone."""
+    if not frame.data.from_pool:
+        stats.system_bytes -= len(frame)
+    frame.release()
 
 
 class FrameSender:
     """Writes frames to a transport without copying, releasing each once it is surely sent."""
 
+    POLL_S: Final = 0.001
+
     def __init__(self, transport: asyncio.Transport, stats: Stats) -> None:
         self.transport = transport
         self.stats = stats
         self.held: list[Frame] = []  # written, but maybe still referenced by the transport
+        self.poll: asyncio.TimerHandle | None = None
 
     def send(self, frame: Frame) -> None:
         transport = self.transport
@@ -92,13 +113,25 @@ class FrameSender:
         if transport.get_write_buffer_size():
             self.held.append(frame)
             self.stats.frames_held += 1
+            if self.poll is None:
+                self.poll = asyncio.get_running_loop().call_later(self.POLL_S, self.check_drained)
         else:
-            frame.release()  # sent in full, synchronously
+            release(frame, self.stats)  # sent in full, synchronously
+
+    def check_drained(self) -> None:
+        self.poll = None
+        if not self.transport.get_write_buffer_size():
+            self.release_held()
+        elif self.held:
+            self.poll = asyncio.get_running_loop().call_later(self.POLL_S, self.check_drained)
 
     def release_held(self) -> None:
         for frame in self.held:
-            frame.release()
+            release(frame, self.stats)
         self.held.clear()
+        if self.poll is not None:
+            self.poll.cancel()
+            self.poll = None
 
 
 class Link:
@@ -141,6 +174,8 @@ class Link:
             stats.frames_in_pool += 1
         else:
             stats.frames_in_system += 1
+            stats.system_bytes += len(frame)
+            stats.system_bytes_peak = max(stats.system_bytes_peak, stats.system_bytes)
 
     def from_down(self, frame: Frame) -> None:
         self.count(frame)
@@ -162,7 +197,7 @@ class Link:
         if exc is not None:
             self.stats.proxy_errors.append(f"downstream: {exc!r}")
         for frame in self.backlog:
-            frame.release()
+            release(frame, self.stats)
         self.backlog.clear()
         if self.to_down is not None:
             self.to_down.release_held()
@@ -262,19 +297,32 @@ def raise_fd_limit(connections: int) -> int:
     return max(1, min(connections, (soft - 64) // 4))
 
 
-BUFFER_KINDS: Final = ("system", "bufferpool", "pooled")
+BUFFER_KINDS: Final = ("system", "bufferpool", "pooled", "pooled-wait")
+WAITING: Final = "pooled-wait"  # reads exactly: Sv2Protocol refuses read_ahead with it
 
 
-def buffer_factory(kind: str, pool_bytes: int, pool_buffers: int) -> tuple[Callable[[], Buffer], Callable[[], str]]:
-    """A per-connection buffer maker for `kind`, and a function describing its memory.
+@dataclass
+class Buffers:
+    """Where one demo's buffers come from: a per-connection maker and what it holds."""
+
+    make: Callable[[], Buffer]
+    describe: Callable[[], str]
+    held_bytes: Callable[[], int]  # buffer memory allocated up front or kept (not frames)
+
+
+def buffer_factory(kind: str, pool_bytes: int, pool_buffers: int) -> Buffers:
+    """The buffers for `kind`:
 
     - system: `BufferFromSystemMemory`, a fresh allocation per frame;
     - bufferpool: a `BufferPool(pool_bytes)` per connection and side (8 slots each);
     - pooled: a `PooledBuffer` per connection and side, all drawing from one shared
-      `Pool` of `pool_buffers` `ByteBuffer(pool_bytes)`.
+      `Pool` of `pool_buffers` `ByteBuffer(pool_bytes)`, falling back to system memory
+      when the pool is empty;
+    - pooled-wait: the same, but a connection whose frame finds the pool empty pauses
+      reading until a buffer comes back (`PooledBuffer(pool, timeout=None)`).
     """
     if kind == "system":
-        return BufferFromSystemMemory, lambda: "system memory: every frame is a fresh allocation"
+        return Buffers(BufferFromSystemMemory, lambda: "system memory: every frame is a fresh allocation", lambda: 0)
     if kind == "bufferpool":
         made: list[BufferPool] = []
 
@@ -290,20 +338,30 @@ def buffer_factory(kind: str, pool_bytes: int, pool_buffers: int) -> tuple[Calla
                 f" {alloc} left in system-memory (Alloc) mode"
             )
 
-        return make, describe
-    if kind == "pooled":
+        return Buffers(make, describe, lambda: len(made) * pool_bytes)
+    if kind in ("pooled", WAITING):
         shared = Pool(lambda: ByteBuffer(pool_bytes), pool_buffers, name="proxy")
+        timeout = None if kind == WAITING else 0
 
         def describe_shared() -> str:
             st = shared.stats()
+            policy = "waited for" if kind == WAITING else "fell back to system memory"
             return (
                 f"one Pool of {pool_buffers} ByteBuffer({pool_bytes:,}) = {pool_buffers * pool_bytes / 2**20:,.1f} MiB"
                 f" shared by all connections; {st.allocations} lends, at most {st.high_water} out at once,"
-                f" {st.exhausted} found it empty, {st.lent} still lent"
+                f" {st.exhausted} found it empty ({policy}), {st.lent} still lent"
             )
 
-        return lambda: PooledBuffer(shared), describe_shared
+        return Buffers(
+            lambda: PooledBuffer(shared, timeout=timeout), describe_shared, lambda: pool_buffers * pool_bytes
+        )
     raise ValueError(f"buffer kind must be one of {BUFFER_KINDS}, got {kind!r}")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 @dataclass
@@ -314,6 +372,8 @@ class Report:
     elapsed: float
     stats: Stats
     pool: str
+    held_bytes: int  # buffer memory the pools hold
+    peak_rss: int
 
     @property
     def ok(self) -> bool:
@@ -327,6 +387,11 @@ class Report:
             and s.proxy_frames == 2 * s.frames_sent
         )
 
+    @property
+    def peak_frame_memory(self) -> int:
+        """The pools' buffers plus the most frame bytes ever alive in system memory at once."""
+        return self.held_bytes + self.stats.system_bytes_peak
+
     def lines(self) -> list[str]:
         s = self.stats
         rate = s.proxy_frames / self.elapsed if self.elapsed else 0.0
@@ -339,9 +404,25 @@ class Report:
             f"buffers: {s.frames_in_pool} frames in pool memory ({pooled:.1%}), {s.frames_in_system} in system memory;"
             f" {s.frames_held} held until their transport drained",
             f"pool: {self.pool}",
+            f"peak memory: frames {self.peak_frame_memory / 2**20:,.1f} MiB (pools {self.held_bytes / 2**20:,.1f} MiB"
+            f" + system memory {s.system_bytes_peak / 2**20:,.1f} MiB at most at once);"
+            f" process peak RSS {self.peak_rss / 2**20:,.1f} MiB",
         ]
         out += [f"error: {e}" for e in (s.client_errors + s.proxy_errors)[:5]]
         return out
+
+    def summary(self) -> dict[str, float]:
+        """The figures `--compare` puts side by side."""
+        s = self.stats
+        return {
+            "frames_per_s": s.proxy_frames / self.elapsed if self.elapsed else 0.0,
+            "frames_in_system": s.frames_in_system,
+            "pool_mib": self.held_bytes / 2**20,
+            "system_peak_mib": s.system_bytes_peak / 2**20,
+            "frame_peak_mib": self.peak_frame_memory / 2**20,
+            "rss_peak_mib": self.peak_rss / 2**20,
+            "ok": float(self.ok),
+        }
 
 
 async def run_demo(
@@ -357,12 +438,14 @@ async def run_demo(
     """Run the whole demo on 127.0.0.1 and return what it measured; bounded by duration + grace."""
     if connections < 1 or window < 1 or duration < 0:
         raise ValueError(f"need connections >= 1, window >= 1, duration >= 0; got {connections}, {window}, {duration}")
-    make_buffer, describe = buffer_factory(buffer, pool_bytes, pool_buffers or connections)
+    if buffer == WAITING and read_ahead:
+        raise ValueError(f"{WAITING} reads exactly: read_ahead must be 0, got {read_ahead}")
+    buffers = buffer_factory(buffer, pool_bytes, pool_buffers or connections)
     loop = asyncio.get_running_loop()
     stats = Stats()
     upstream = await loop.create_server(lambda: Echo(stats), HOST, 0, backlog=max(100, connections))
     up_port: int = upstream.sockets[0].getsockname()[1]
-    proxy = Proxy(make_buffer, up_port, read_ahead, stats)
+    proxy = Proxy(buffers.make, up_port, read_ahead, stats)
     server = await loop.create_server(proxy.accept, HOST, 0, backlog=max(100, connections))
     port: int = server.sockets[0].getsockname()[1]
     start = time.monotonic()
@@ -387,7 +470,28 @@ async def run_demo(
     await server.wait_closed()
     await upstream.wait_closed()
     await asyncio.sleep(0)
-    return Report(connections, elapsed, stats, describe())
+    return Report(connections, elapsed, stats, buffers.describe(), buffers.held_bytes(), peak_rss_bytes())
+
+
+def compare(argv: Sequence[str], modes: Sequence[str] = ("pooled", WAITING)) -> list[str]:
+    """Run each mode in a fresh process (so each peak RSS is its own); return a table."""
+    rows = [
+        f"{'mode':<12} {'frames/s':>10} {'in system':>10} {'pool MiB':>9} {'system MiB':>11}"
+        f" {'frames MiB':>11} {'peak RSS MiB':>13}  ok"
+    ]
+    for mode in modes:
+        child = [sys.executable, __file__, *argv, "--buffer", mode, "--read-ahead", "0", "--json"]
+        out = subprocess.run(child, capture_output=True, text=True, check=False)
+        if out.returncode not in (0, 1) or not out.stdout.strip():
+            rows.append(f"{mode:<12} failed (exit {out.returncode}): {out.stderr.strip()[-300:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(
+            f"{mode:<12} {r['frames_per_s']:>10,.0f} {r['frames_in_system']:>10,.0f} {r['pool_mib']:>9,.1f}"
+            f" {r['system_peak_mib']:>11,.1f} {r['frame_peak_mib']:>11,.1f} {r['rss_peak_mib']:>13,.1f}"
+            f"  {'yes' if r['ok'] else 'NO'}"
+        )
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,13 +499,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-n", "--connections", type=int, default=1000, help="client connections (default 1000)")
     parser.add_argument("-d", "--duration", type=float, default=3.0, help="seconds of sending (default 3)")
-    parser.add_argument("-b", "--buffer", choices=BUFFER_KINDS, default=BUFFER_KINDS[-1], help="proxy buffers")
+    parser.add_argument("-b", "--buffer", choices=BUFFER_KINDS, default="pooled", help="proxy buffers (default pooled)")
     parser.add_argument("-w", "--window", type=int, default=4, help="unanswered frames per client (default 4)")
     # With read_ahead=0 every header and payload is a separate read, one loop iteration
     # apart, so with many busy connections nearly every one is mid-frame (holding memory)
     # at any time; reading ahead completes most small frames within one read.
     parser.add_argument(
-        "--read-ahead", type=int, default=4096, help="Sv2Protocol read_ahead; 0 reads exactly (default 4096)"
+        "--read-ahead",
+        type=int,
+        default=None,
+        help=f"Sv2Protocol read_ahead; 0 reads exactly (default 4096, and 0 for {WAITING})",
     )
     parser.add_argument(
         "--pool-bytes", type=int, default=32768, help="BufferPool capacity, or ByteBuffer size (default 32768)"
@@ -409,18 +516,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pool-buffers", type=int, default=0, help="ByteBuffers in the shared pool (default: one per connection)"
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run pooled (fallback) and pooled-wait (backpressure) in fresh processes; print both",
+    )
+    parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON line")
     args = parser.parse_args(argv)
+    if args.compare:
+        passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare"]
+        print(
+            f"fallback (pooled) vs backpressure (pooled-wait): {args.connections} connections,"
+            f" {args.duration} s each, reading exactly (read_ahead=0), each in a fresh process"
+        )
+        for line in compare(passed):
+            print(line)
+        return 0
+    read_ahead = args.read_ahead if args.read_ahead is not None else (0 if args.buffer == WAITING else 4096)
     connections = raise_fd_limit(args.connections)
-    if connections < args.connections:
+    if connections < args.connections and not args.json:
         print(f"note: fd limit allows only {connections} connections (4 sockets each)")
     report = asyncio.run(
-        run_demo(
-            connections, args.duration, args.buffer, args.window, args.read_ahead, args.pool_bytes, args.pool_buffers
-        )
+        run_demo(connections, args.duration, args.buffer, args.window, read_ahead, args.pool_bytes, args.pool_buffers)
     )
-    print(f"buffer={args.buffer} window={args.window} read_ahead={args.read_ahead}")
-    for line in report.lines():
-        print(line)
+    if args.json:
+        print(json.dumps(report.summary()))
+    else:
+        print(f"buffer={args.buffer} window={args.window} read_ahead={read_ahead}")
+        for line in report.lines():
+            print(line)
     return 0 if report.ok else 1
 
 

@@ -14,8 +14,10 @@ sys.path.append(str(Path(__file__).resolve().parent.parent / "examples"))
 import sv2_proxy  # noqa: E402  # examples/ is not a package; the path is set just above
 
 
-@pytest.mark.parametrize("buffer", sv2_proxy.BUFFER_KINDS)
-@pytest.mark.parametrize("read_ahead", [0, 4096])
+@pytest.mark.parametrize(
+    ("buffer", "read_ahead"),
+    [(b, r) for b in sv2_proxy.BUFFER_KINDS for r in (0, 4096) if not (b == sv2_proxy.WAITING and r)],
+)
 def test_proxy_forwards_every_frame_intact(buffer: str, read_ahead: int) -> None:
     report = asyncio.run(sv2_proxy.run_demo(connections=12, duration=0.3, buffer=buffer, window=3, read_ahead=read_ahead))
     stats = report.stats
@@ -27,6 +29,34 @@ def test_proxy_forwards_every_frame_intact(buffer: str, read_ahead: int) -> None
     assert 0 == stats.open_connections  # every proxy and echo connection saw its end
     assert report.ok
     assert all(line for line in report.lines())
+
+
+def test_backpressure_keeps_every_frame_in_a_pool_smaller_than_the_load() -> None:
+    """24 proxy-side buffers for 12 connections' 2 sides x 4 frames in flight: they wait."""
+    report = asyncio.run(
+        sv2_proxy.run_demo(connections=12, duration=0.5, buffer=sv2_proxy.WAITING, window=4, read_ahead=0, pool_buffers=6)
+    )
+    stats = report.stats
+    assert report.ok
+    assert (0, 0) == (stats.frames_in_system, stats.system_bytes_peak)
+    assert report.peak_frame_memory == 6 * 32768, "the pool's memory and no more"
+    assert " found it empty (waited for), 0 still lent" in report.pool
+    assert int(report.pool.split(" found it empty")[0].rsplit(" ", 1)[1]) > 0, "connections did wait"
+
+
+def test_a_waiting_demo_refuses_read_ahead() -> None:
+    with pytest.raises(ValueError, match=r"^pooled-wait reads exactly: read_ahead must be 0, got 4096$"):
+        asyncio.run(sv2_proxy.run_demo(connections=1, duration=0, buffer=sv2_proxy.WAITING, read_ahead=4096))
+
+
+def test_compare_runs_both_modes_in_fresh_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert 0 == sv2_proxy.main(["-n", "4", "-d", "0.2", "--pool-buffers", "2", "--compare"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:2] == ["mode", "frames/s"]
+    fallback, waiting = (line.split() for line in out[2:4])
+    assert (fallback[0], waiting[0]) == ("pooled", sv2_proxy.WAITING)
+    assert fallback[-1] == waiting[-1] == "yes"
+    assert waiting[2] == "0", "no frame in system memory with backpressure"
 
 
 def test_main_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,20 +102,24 @@ class SlowTransport(asyncio.Transport):
 def test_frame_sender_releases_a_frame_only_after_its_transport_drained() -> None:
     from objpool.sv2 import BufferPool, Encoder
 
-    encoder = Encoder(BufferPool(1024))
-    transport = SlowTransport()
-    sender = sv2_proxy.FrameSender(transport, sv2_proxy.Stats())
-    first = encoder.encode_frame(1, b"one")
-    sender.send(first)
-    assert first.alive, "the transport still references its bytes"
-    transport.drain()
-    second = encoder.encode_frame(2, b"two")
-    sender.send(second)  # the transport drained, so the first frame goes back now
-    assert not first.alive
-    assert second.alive
-    assert 2 == sender.stats.frames_held
-    transport.drain()
-    sender.release_held()
-    assert not second.alive
-    assert encoder.buffer.is_droppable()
-    assert b"\x00\x00\x01\x03\x00\x00one\x00\x00\x02\x03\x00\x00two" == bytes(transport.sent)
+    async def main() -> None:
+        encoder = Encoder(BufferPool(1024))
+        transport = SlowTransport()
+        sender = sv2_proxy.FrameSender(transport, sv2_proxy.Stats())
+        first = encoder.encode_frame(1, b"one")
+        sender.send(first)
+        assert first.alive, "the transport still references its bytes"
+        transport.drain()
+        second = encoder.encode_frame(2, b"two")
+        sender.send(second)  # the transport drained, so the first frame goes back now
+        assert not first.alive
+        assert second.alive
+        assert 2 == sender.stats.frames_held
+        transport.drain()
+        await asyncio.sleep(0.05)  # no further send: the sender's poll finds it drained
+        assert not second.alive
+        assert sender.poll is None, "nothing held: no more polling"
+        assert encoder.buffer.is_droppable()
+        assert b"\x00\x00\x01\x03\x00\x00one\x00\x00\x02\x03\x00\x00two" == bytes(transport.sent)
+
+    asyncio.run(main())
