@@ -28,8 +28,9 @@ import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Final, NoReturn, final
+from typing import TYPE_CHECKING, Final, NoReturn, final
 
+from ._compiled import COMPILED
 from ._errors import PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_int
 from ._views import release_all, remember
@@ -98,7 +99,7 @@ class BufAllocation:
     _block: bytearray
     _claim: list[int]
     _n: int
-    _pool: BufPool
+    _pool: _BufPoolCore
     _views: list[memoryview] | None  # views handed out, released with the allocation (None: none yet)
 
     def __init__(self) -> None:
@@ -188,8 +189,129 @@ class BufAllocation:
         return f"<BufAllocation {state} {self._n} x {self._pool._buffer_size} bytes>"
 
 
+def _allocation(pool: _BufPoolCore, block: bytearray, n: int) -> BufAllocation:
+    """A live `BufAllocation` of `n` buffers over `block` (its __init__ refuses outsiders)."""
+    allocation: BufAllocation = object.__new__(BufAllocation)
+    allocation._pool = pool
+    allocation._block = block
+    allocation._n = n
+    allocation._views = None
+    allocation._claim = [n]  # popped by the one release that wins, as OwnedRef's claim
+    return allocation
+
+
+class _BufPoolCore:
+    """`BufPool`'s hot path: `allocate()` when the request fits at once, and giving back.
+
+    When the install compiled it, `objpool._cbufpool.BufPoolCore` replaces this class (and
+    `BufAllocation` with it): the same methods and messages, checked by the same tests.
+    Everything else stays in `BufPool`, which the core calls back into.
+    """
+
+    __slots__ = (
+        "_allocations",
+        "_budget",
+        "_buffer_size",
+        "_closed",
+        "_fresh",
+        "_high_water",
+        "_idle",
+        "_in_use",
+        "_line",
+        "_lock",
+    )
+    _allocations: int
+    _budget: int  # in buffers
+    _buffer_size: int
+    _closed: bool
+    _fresh: int  # allocations that needed new memory; the rest reused an idle block
+    _high_water: int
+    _idle: dict[int, list[bytearray]]  # released blocks by size class (in buffers)
+    _in_use: int
+    _line: deque[tuple[int, Waiter]]
+    _lock: threading.Lock
+
+    def allocate(self, n: int, timeout: float | None = NO_WAIT) -> BufAllocation:
+        """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
+
+        Raises:
+            PoolExhaustedError: too little budget is free (for the whole `timeout`), or
+                others are waiting ahead.
+            PoolClosedError: `close()` was called (before or during the wait).
+            ValueError: `n < 1`, or `n` buffers exceed the whole budget.
+            TypeError: `n` is not an int, or `timeout` not a number or None.
+        """
+        if n.__class__ is not int or n < 1 or n > self._budget:
+            n = self._check_n(n)  # raises, naming the rule
+        if timeout is not NO_WAIT:  # the default skips the check: one identity test
+            timeout = check_wait("timeout", timeout)
+        # The common case in one locked section: budget, counters and an idle block.
+        # Folding _take() and _lend() together: 3.0 -> 1.x us per allocate+release.
+        size_class = 1 << (n - 1).bit_length()
+        with self._lock:
+            if not self._line and not self._closed and self._in_use + n <= self._budget:
+                in_use = self._in_use = self._in_use + n
+                if in_use > self._high_water:
+                    self._high_water = in_use
+                self._allocations += 1
+                idle = self._idle.get(size_class)
+                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
+                    return _allocation(self, idle.pop(), n)
+                self._fresh += 1
+                fresh = True
+            else:
+                fresh = False
+        if fresh:  # budget charged; the memory is allocated outside the lock
+            return _allocation(self, bytearray(size_class * self._buffer_size), n)
+        return self._allocate_slow(n, timeout)
+
+    def _give_back(self, n: int, block: bytearray | None) -> None:
+        """Return `n` buffers' budget (and their block for reuse) and serve the line."""
+        handed: list[Waiter] = []
+        with self._lock:
+            self._in_use -= n
+            if block is not None:
+                size_class = len(block) // self._buffer_size
+                idle = self._idle.get(size_class)
+                if idle is None:
+                    idle = self._idle[size_class] = []
+                idle.append(block)
+            while self._line:
+                need, waiter = self._line[0]
+                if self._in_use + need > self._budget:
+                    break  # head-of-line blocking: nobody passes the oldest request
+                self._line.popleft()
+                self._charge(need)
+                waiter.index = need
+                handed.append(waiter)
+        for waiter in handed:
+            if not waiter.wake():  # its event loop closed: it will never take the budget
+                self._leave(waiter)
+
+    def _charge(self, n: int) -> None:
+        self._in_use += n
+        if self._in_use > self._high_water:
+            self._high_water = self._in_use
+
+    def _check_n(self, n: object) -> int:
+        raise NotImplementedError  # BufPool's
+
+    def _on_leak(self, n: int, allocation: BufAllocation) -> None:
+        raise NotImplementedError  # BufPool's
+
+    def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
+        raise NotImplementedError  # BufPool's
+
+    def _leave(self, waiter: Waiter) -> None:
+        raise NotImplementedError  # BufPool's
+
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
+    from ._cbufpool import BufAllocation, BufPoolCore as _BufPoolCore, _allocation
+
+
 @final
-class BufPool:
+class BufPool(_BufPoolCore):
     """Runs of `buffer_size`-byte buffers, at most `max_memory` bytes handed out at once.
 
     `allocate(n)` lends `n` contiguous buffers as one `BufAllocation`, at once or (with a
@@ -199,18 +321,8 @@ class BufPool:
     """
 
     __slots__ = (
-        "_allocations",
-        "_budget",
-        "_buffer_size",
-        "_closed",
-        "_high_water",
-        "_idle",
-        "_in_use",
         "_leaked",
         "_leaks",
-        "_line",
-        "_lock",
-        "_fresh",
         "_timeouts",
         "_waited_s",
         "__weakref__",
@@ -255,38 +367,8 @@ class BufPool:
             )
         return n
 
-    def allocate(self, n: int, timeout: float | None = NO_WAIT) -> BufAllocation:
-        """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
-
-        Raises:
-            PoolExhaustedError: too little budget is free (for the whole `timeout`), or
-                others are waiting ahead.
-            PoolClosedError: `close()` was called (before or during the wait).
-            ValueError: `n < 1`, or `n` buffers exceed the whole budget.
-            TypeError: `n` is not an int, or `timeout` not a number or None.
-        """
-        if n.__class__ is not int or n < 1 or n > self._budget:
-            n = self._check_n(n)  # raises, naming the rule
-        if timeout is not NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_wait("timeout", timeout)
-        # The common case in one locked section: budget, counters and an idle block.
-        # Folding _take() and _lend() together: 3.0 -> 1.x us per allocate+release.
-        size_class = 1 << (n - 1).bit_length()
-        with self._lock:
-            if not self._line and not self._closed and self._in_use + n <= self._budget:
-                in_use = self._in_use = self._in_use + n
-                if in_use > self._high_water:
-                    self._high_water = in_use
-                self._allocations += 1
-                idle = self._idle.get(size_class)
-                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
-                    return _allocation(self, idle.pop(), n)
-                self._fresh += 1
-                fresh = True
-            else:
-                fresh = False
-        if fresh:  # budget charged; the memory is allocated outside the lock
-            return _allocation(self, bytearray(size_class * self._buffer_size), n)
+    def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
+        """`allocate()` when the request does not fit at once: wait, or raise."""
         self._drain_leaks()
         if self._take(n):  # closed (raises), or the slow path below
             return self._lend(n)
@@ -354,11 +436,6 @@ class BufPool:
             self._charge(n)
             return True
 
-    def _charge(self, n: int) -> None:
-        self._in_use += n
-        if self._in_use > self._high_water:
-            self._high_water = self._in_use
-
     def _is_first(self, waiter: Waiter) -> bool:
         """Whether `waiter` heads the line: read without the lock, a hint for how often to poll."""
         try:
@@ -376,29 +453,6 @@ class BufPool:
                 return True
             self._line.append((n, waiter))
             return False
-
-    def _give_back(self, n: int, block: bytearray | None) -> None:
-        """Return `n` buffers' budget (and their block for reuse) and serve the line."""
-        handed: list[Waiter] = []
-        with self._lock:
-            self._in_use -= n
-            if block is not None:
-                size_class = len(block) // self._buffer_size
-                idle = self._idle.get(size_class)
-                if idle is None:
-                    idle = self._idle[size_class] = []
-                idle.append(block)
-            while self._line:
-                need, waiter = self._line[0]
-                if self._in_use + need > self._budget:
-                    break  # head-of-line blocking: nobody passes the oldest request
-                self._line.popleft()
-                self._charge(need)
-                waiter.index = need
-                handed.append(waiter)
-        for waiter in handed:
-            if not waiter.wake():  # its event loop closed: it will never take the budget
-                self._leave(waiter)
 
     def _withdraw(self, waiter: Waiter) -> int | None:
         """Take `waiter` out of the line; or, if budget was granted to it already, that grant."""
@@ -555,14 +609,3 @@ class _BufAcquisition:
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if self._allocation is not None:
             self._allocation.release()
-
-
-def _allocation(pool: BufPool, block: bytearray, n: int) -> BufAllocation:
-    """A live `BufAllocation` of `n` buffers over `block` (its __init__ refuses outsiders)."""
-    allocation: BufAllocation = object.__new__(BufAllocation)
-    allocation._pool = pool
-    allocation._block = block
-    allocation._n = n
-    allocation._views = None
-    allocation._claim = [n]  # popped by the one release that wins, as OwnedRef's claim
-    return allocation

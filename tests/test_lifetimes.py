@@ -133,8 +133,13 @@ def test_objects_never_initialised_raise_and_never_crash() -> None:
     """
     script = textwrap.dedent(
         """
-        from objpool import BufferFullError, ByteBuffer, Pool, StaleRefError
+        from objpool import BufAllocation, BufferFullError, BufPool, ByteBuffer, Pool, StaleRefError
         from objpool.sv2 import BufferPool, Slice
+
+        try:
+            repr(BufAllocation.__new__(BufAllocation))  # a text, or AttributeError: never a crash
+        except AttributeError:
+            pass
 
         calls = [
             lambda: BufferPool.__new__(BufferPool).get_writable(1),
@@ -144,11 +149,19 @@ def test_objects_never_initialised_raise_and_never_crash() -> None:
             lambda: Pool.__new__(Pool).allocate(),
             lambda: Pool.__new__(Pool).stats(),
             lambda: ByteBuffer.__new__(ByteBuffer).write(b"x"),
+            lambda: BufPool.__new__(BufPool).allocate(1),
+            lambda: BufPool.__new__(BufPool).stats(),
+            lambda: BufPool.__new__(BufPool)._give_back(1, bytearray(8)),
+            lambda: BufAllocation.__new__(BufAllocation).release(),
+            lambda: BufAllocation.__new__(BufAllocation).view,
+            lambda: list(BufAllocation.__new__(BufAllocation)),
+            lambda: BufAllocation.__new__(BufAllocation).__enter__(),
+            lambda: BufAllocation.__new__(BufAllocation).__exit__(None, None, None),
         ]
         for call in calls:
             try:
                 call()
-            except (AttributeError, BufferFullError, TypeError, StaleRefError):
+            except (AttributeError, BufferFullError, TypeError, StaleRefError, ValueError):
                 pass
             else:
                 raise SystemExit(f"no error from {call}")

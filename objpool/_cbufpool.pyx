@@ -1,0 +1,238 @@
+# cython: language_level=3, auto_pickle=False, embedsignature=True
+"""The compiled hot path of `objpool._bufpool`: `BufPoolCore` and `BufAllocation` as extension types.
+
+`objpool/_bufpool.py` is the reference: its `_BufPoolCore` and `BufAllocation` define every
+behaviour and message, and this module repeats them for speed (CPython's heapq/_heapq
+pattern). The test suite runs against both builds. Rare paths (waiting, leaks, stats) stay in
+Python, in `BufPool`, which subclasses whichever core the install has.
+
+Invariant: an allocation's `_live` is its buffer count while it is live and 0 once released.
+Every read-test-write of `_live` runs with the GIL held and no Python call in between, so of
+two threads releasing one allocation exactly one wins, as `list.pop()` on the claim list does
+in `_bufpool.py`. The budget and the idle blocks change under the pool's lock, as there.
+"""
+
+cimport cython
+
+from objpool._errors import StaleRefError
+from objpool._views import release_all, remember
+from objpool._waiting import NO_WAIT, check_wait
+
+cdef object _NO_WAIT = NO_WAIT
+cdef str _RELEASED = "this BufAllocation was released; its buffers belong to the pool again"
+
+
+@cython.final
+cdef class BufAllocation:
+    """`n` contiguous buffers of one `BufPool`, lent until `release()`.
+
+    `len(a)` is `n`; iterating gives `n` writable memoryviews of `buffer_size` bytes each, in
+    order, and `view` the whole run. `release()` returns the budget and releases every view
+    handed out; a second release raises `StaleRefError`, as does any use after it. Use it as
+    a context manager (`with pool.allocate(4) as a:`) to release at the end of the block. An
+    allocation garbage-collected while live is a leak: it warns (`ResourceWarning`) and its
+    budget comes back, but its memory is never reused (it may still be referenced).
+    """
+
+    cdef BufPoolCore _pool  # None: made outside a pool (refused by __init__)
+    cdef bytearray _block
+    cdef Py_ssize_t _n
+    cdef Py_ssize_t _live  # _n while live, 0 once released
+    cdef list _views  # views handed out, released with the allocation (None: none yet)
+
+    def __init__(self):
+        raise TypeError("BufAllocation is made by BufPool.allocate() and BufPool.acquire() only")
+
+    @property
+    def alive(self):
+        """False once released."""
+        return self._live > 0
+
+    @property
+    def view(self):
+        """A writable view of all `n * buffer_size` bytes, released with the allocation."""
+        if self._live <= 0:
+            raise StaleRefError(_RELEASED)
+        whole = memoryview(self._block)[: self._n * self._pool._buffer_size]
+        if self._views is None:
+            self._views = [whole]
+            return whole
+        return remember(self._views, whole)
+
+    def __len__(self):
+        return self._n
+
+    def __iter__(self):
+        whole = self.view
+        size = self._pool._buffer_size
+        for start in range(0, self._n * size, size):
+            yield remember(self._views, whole[start : start + size])
+
+    def release(self):
+        """Return the buffers' budget to the pool (first come, first served to its waiters).
+
+        Raises:
+            StaleRefError: the allocation was already released.
+            BufferError: a view of the buffers is still exported; release that first.
+        """
+        self._release()
+
+    cdef int _release(self) except -1:
+        cdef Py_ssize_t n
+        if self._live <= 0:
+            raise StaleRefError(f"{self!r} was already released")
+        if self._views is not None:
+            release_all(self._views)  # BufferError: nothing changed, the allocation stays live
+        n = self._live  # re-read: release_all ran Python, another thread may have won
+        if n <= 0:
+            raise StaleRefError(f"{self!r} was already released")
+        self._live = 0  # won: no Python call between the test and this write
+        self._pool._give_back_c(n, self._block)
+        return 0
+
+    def __enter__(self):
+        if self._live <= 0:
+            raise StaleRefError(_RELEASED)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        self._release()
+
+    async def __aenter__(self):
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type, exc, traceback):
+        self._release()
+
+    def __del__(self):
+        cdef Py_ssize_t n = self._live
+        if self._pool is None or n <= 0:
+            return
+        self._live = 0  # won, as the claim list's pop() wins in _bufpool.py
+        self._pool._on_leak(n, self)
+
+    def __copy__(self):
+        raise TypeError("BufAllocation cannot be copied: two owners would release one budget")
+
+    def __deepcopy__(self, memo):
+        raise TypeError("BufAllocation cannot be copied: two owners would release one budget")
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("BufAllocation cannot be pickled: take bytes(a.view) instead")
+
+    def __repr__(self):
+        if self._pool is None:  # built with __new__, never lent: no pool to describe
+            return "<BufAllocation not made by a pool>"
+        state = "live" if self._live > 0 else "released"
+        return f"<BufAllocation {state} {self._n} x {self._pool._buffer_size} bytes>"
+
+
+cdef BufAllocation _make(BufPoolCore pool, bytearray block, Py_ssize_t n):
+    cdef BufAllocation allocation = BufAllocation.__new__(BufAllocation)
+    allocation._pool = pool
+    allocation._block = block
+    allocation._n = n
+    allocation._live = n
+    return allocation
+
+
+def _allocation(BufPoolCore pool, bytearray block, Py_ssize_t n):
+    """A live `BufAllocation` of `n` buffers over `block` (its __init__ refuses outsiders)."""
+    return _make(pool, block, n)
+
+
+cdef class BufPoolCore:
+    """`BufPool`'s hot path, compiled (see `_bufpool._BufPoolCore`)."""
+
+    cdef public Py_ssize_t _allocations
+    cdef public Py_ssize_t _budget  # in buffers
+    cdef public Py_ssize_t _buffer_size
+    cdef public bint _closed
+    cdef public Py_ssize_t _fresh  # allocations that needed new memory
+    cdef public Py_ssize_t _high_water
+    cdef public dict _idle  # released blocks by size class (in buffers)
+    cdef public Py_ssize_t _in_use
+    cdef public object _line
+    cdef public object _lock
+
+    def allocate(self, n, timeout=_NO_WAIT):
+        """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
+
+        Raises:
+            PoolExhaustedError: too little budget is free (for the whole `timeout`), or
+                others are waiting ahead.
+            PoolClosedError: `close()` was called (before or during the wait).
+            ValueError: `n < 1`, or `n` buffers exceed the whole budget.
+            TypeError: `n` is not an int, or `timeout` not a number or None.
+        """
+        cdef Py_ssize_t count, size_class
+        cdef bint fresh = False
+        cdef list idle
+        if type(n) is not int or n < 1 or n > self._budget:
+            n = self._check_n(n)  # raises, naming the rule
+        count = n
+        if timeout is not _NO_WAIT:  # the default skips the check: one identity test
+            timeout = check_wait("timeout", timeout)
+        size_class = 1
+        while size_class < count:
+            size_class <<= 1
+        lock = self._lock
+        lock.acquire()
+        try:
+            if not self._line and not self._closed and self._in_use + count <= self._budget:
+                self._in_use += count
+                if self._in_use > self._high_water:
+                    self._high_water = self._in_use
+                self._allocations += 1
+                idle = self._idle.get(size_class)
+                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
+                    return _make(self, idle.pop(), count)
+                self._fresh += 1
+                fresh = True
+        finally:
+            lock.release()
+        if fresh:  # budget charged; the memory is allocated outside the lock
+            return _make(self, bytearray(size_class * self._buffer_size), count)
+        return self._allocate_slow(n, timeout)
+
+    def _give_back(self, Py_ssize_t n, block):
+        """Return `n` buffers' budget (and their block for reuse) and serve the line."""
+        self._give_back_c(n, block)
+
+    cdef int _give_back_c(self, Py_ssize_t n, object block) except -1:
+        cdef Py_ssize_t size_class, need
+        cdef list handed = None
+        cdef list idle
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._in_use -= n
+            if block is not None:
+                size_class = len(block) // self._buffer_size
+                idle = self._idle.get(size_class)
+                if idle is None:
+                    idle = self._idle[size_class] = []
+                idle.append(block)
+            line = self._line
+            while line:
+                need, waiter = line[0]
+                if self._in_use + need > self._budget:
+                    break  # head-of-line blocking: nobody passes the oldest request
+                line.popleft()
+                self._charge(need)
+                waiter.index = need
+                if handed is None:
+                    handed = []
+                handed.append(waiter)
+        finally:
+            lock.release()
+        if handed is not None:
+            for waiter in handed:
+                if not waiter.wake():  # its event loop closed: it will never take the budget
+                    self._leave(waiter)
+        return 0
+
+    def _charge(self, Py_ssize_t n):
+        self._in_use += n
+        if self._in_use > self._high_water:
+            self._high_water = self._in_use
