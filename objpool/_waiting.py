@@ -122,8 +122,15 @@ class TaskWaiter(Waiter):
         self._future: asyncio.Future[bool] = loop.create_future()
 
     def wake(self) -> bool:
+        loop = self._loop
+        if asyncio._get_running_loop() is loop:
+            # Released on the waiter's own loop (a task, a protocol callback): resolve the
+            # future now. call_soon_threadsafe would also write to the loop's self-pipe, a
+            # system call per hand-off.
+            self._set()
+            return True
         try:
-            self._loop.call_soon_threadsafe(self._set)
+            loop.call_soon_threadsafe(self._set)
         except RuntimeError:  # its loop is closed: it will never run again
             return False
         return True

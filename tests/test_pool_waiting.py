@@ -157,6 +157,34 @@ def test_a_slot_recovered_from_a_leak_serves_a_waiter() -> None:
     assert pool.stats().leaks == 1
 
 
+def test_a_leak_recovered_after_the_head_was_served_reaches_the_next_waiter() -> None:
+    """Only the head of the line polls often; the next one polls too once it heads the line."""
+    from objpool._waiting import BACK_OF_LINE_POLL_S
+
+    pool = Pool(Widget, 2)
+    refs = [pool.allocate(), pool.allocate()]
+    first, second = Waiting(pool), Waiting(pool)
+    first.start()
+    until(lambda: pool.waiting == 1)
+    second.start()
+    until(lambda: pool.waiting == 2)
+    with pytest.warns(ResourceWarning):
+        del refs[0]
+        gc.collect()
+    first.done()
+    assert first.ref is not None and pool.waiting == 1
+    with pytest.warns(ResourceWarning):
+        refs.clear()  # the second leak: nobody else will ever release
+        gc.collect()
+    start = time.monotonic()
+    second.done()
+    assert second.ref is not None, second.error
+    assert time.monotonic() - start < BACK_OF_LINE_POLL_S + 1
+    first.ref.release()
+    second.ref.release()
+    assert (2, 2) == (pool.stats().leaks, pool.free)
+
+
 # -- asyncio ------------------------------------------------------------------------------
 
 
