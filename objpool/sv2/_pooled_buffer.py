@@ -124,24 +124,6 @@ class _PooledBufferCore:
     def _give_back(self) -> None:
         raise NotImplementedError  # PooledBuffer's
 
-    def _ready(self) -> bool:
-        """Whether the next message can start without waiting; takes a free `ByteBuffer` if need be.
-
-        `Sv2Protocol` asks before it reads the header that starts a message, so that the
-        message never waits inside `get_writable` on the event loop's thread.
-        """
-        if self._wv is not None or self._in_sys:
-            return True
-        try:
-            ref = self._pool.try_allocate()  # queues behind waiters: no barging
-        except PoolClosedError:
-            self._in_sys = True  # a closed pool lends nothing more: system memory it is
-            return True
-        if ref is None:
-            return False
-        self._hold(ref)
-        return True
-
     def _move_to_system_memory(self) -> None:
         raise NotImplementedError  # PooledBuffer's
 
