@@ -30,6 +30,11 @@ from ._pool import (
     PoolStats as PoolStats,
     Reset as Reset,
 )
+from ._sizedpool import (
+    SizeClassStats as SizeClassStats,
+    SizedPool as SizedPool,
+    SizedPoolStats as SizedPoolStats,
+)
 
 __all__ = [
     "COMPILED",
@@ -48,6 +53,9 @@ __all__ = [
     "PoolExhaustedError",
     "PoolStats",
     "Reset",
+    "SizeClassStats",
+    "SizedPool",
+    "SizedPoolStats",
     "StaleRefError",
     "SupportsReadinto",
     "SupportsRecvInto",

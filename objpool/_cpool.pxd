@@ -5,6 +5,7 @@ cdef class OwnedRef:
     cdef object _pool  # None: made outside a pool, inert
     cdef object _value
     cdef Py_ssize_t _index  # the slot while live, -1 once released
+    cdef bint _python_lender  # lent by handle_for() (a SizedPool), not by a PoolCore
 
 
 cdef class PoolCore:

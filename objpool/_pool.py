@@ -38,6 +38,9 @@ from ._validate import check_callable, check_int, check_optional_str, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
 from ._warn import allocation_site, warn_user
 
+if TYPE_CHECKING:
+    from ._sizedpool import SizedPool
+
 __all__ = ["COMPILED", "Acquisition", "OwnedRef", "Pool", "PoolStats", "Reset"]
 
 
@@ -63,9 +66,18 @@ _COUNTS_ARE_EXACT = sys.implementation.name == "cpython" and getattr(sys, "_is_g
 getrefcount: Callable[[object], int] = getattr(sys, "getrefcount", lambda obj: 0)
 
 
+class _Lender(Protocol):
+    """What lends `OwnedRef`s and takes them back: a `Pool`, or a `SizedPool`."""
+
+    def deallocate(self, ref: Any) -> None: ...
+
+    def _on_leak(self, index: int, ref: Any) -> None: ...
+
+
 @final
 class OwnedRef(Generic[T]):
-    """Exclusive, linear handle on one pooled object; made only by `Pool.allocate`.
+    """Exclusive, linear handle on one pooled object; made only by `Pool.allocate` (and
+    `SizedPool.get`).
 
     Use it as a context manager (`with pool.allocate() as obj:`), or read `.value` and
     call `release()` (or `pool.deallocate(ref)`) exactly once. After release the handle
@@ -82,7 +94,7 @@ class OwnedRef(Generic[T]):
     # with TypeError (the AttributeError handlers below) and it can never lend anything.
     __slots__ = ("_claim", "_pool", "_value")
     _claim: list[int]
-    _pool: Pool[T]
+    _pool: _Lender
     _value: T
 
     @property
@@ -105,16 +117,20 @@ class OwnedRef(Generic[T]):
             raise TypeError(_NOT_A_HANDLE) from None
 
     @property
-    def pool(self) -> Pool[T]:
+    def pool(self) -> Pool[T] | SizedPool:
         """The pool that lent this handle."""
         try:
-            return self._pool
+            return cast("Pool[T] | SizedPool", self._pool)
         except AttributeError:
             raise TypeError(_NOT_A_HANDLE) from None
 
     def release(self) -> None:
         """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
-        self.pool.deallocate(self)
+        try:
+            pool = self._pool
+        except AttributeError:
+            raise TypeError(_NOT_A_HANDLE) from None
+        pool.deallocate(self)
 
     # __enter__ and __exit__ inline .value and .pool: `with pool.allocate() as obj:` is
     # the documented form, and each extra call costs ~10% of a cycle.
@@ -345,7 +361,7 @@ class _PoolCore(Generic[T]):
                 retired when there is no factory).
         """
         try:
-            pool = ref._pool
+            pool: object = ref._pool
             claim = ref._claim
         except AttributeError:
             if isinstance(ref, OwnedRef):
@@ -399,8 +415,29 @@ def _sole_holder_count() -> int:
 _SOLE_HOLDER = _sole_holder_count()
 
 
+def handle_for(lender: _Lender, value: T, index: int) -> OwnedRef[T]:
+    """A live handle on `value` lent by `lender` (a `SizedPool`); `index` >= 0 is the lender's
+    to read back when the handle comes home (`end_handle`)."""
+    ref: OwnedRef[T] = OwnedRef()
+    ref._pool = lender
+    ref._value = value
+    ref._claim = [index]
+    return ref
+
+
+def end_handle(ref: OwnedRef[Any]) -> int:
+    """Kill a live handle and return its index, or -1 if it was released already.
+
+    Atomic: of two threads ending one handle, exactly one gets the index.
+    """
+    try:
+        return ref._claim.pop()
+    except IndexError:
+        return -1
+
+
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
-    from ._cpool import OwnedRef, PoolCore as _PoolCore
+    from ._cpool import OwnedRef, PoolCore as _PoolCore, end_handle, handle_for
 
 
 @final

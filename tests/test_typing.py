@@ -30,7 +30,7 @@ import typing_checks  # noqa: E402  # tests/ is not a package; the path is set j
 PRELUDE = """\
 from __future__ import annotations
 
-from objpool import ByteBuffer, OwnedRef, Pool, PoolStats, Reset
+from objpool import ByteBuffer, OwnedRef, Pool, PoolStats, Reset, SizedPool
 
 
 class A:
@@ -57,6 +57,7 @@ def takes_str(s: str) -> None: ...
 
 pa = Pool(A, 2)
 pb = Pool(B, 2)
+sized = SizedPool()
 """
 
 NEGATIVE: dict[str, str] = {
@@ -87,6 +88,13 @@ NEGATIVE: dict[str, str] = {
     "subclass_ref_is_not_base_ref": """
         psub = Pool(SubA, 2)
         pa.deallocate(psub.allocate())  # E: [arg-type] ^Argument 1 to "deallocate" of "Pool" has incompatible type "OwnedRef\\[SubA\\]"; expected "OwnedRef\\[A\\]"$
+    """,
+    # A SizedPool lends and takes back ByteBuffers only.
+    "sized_pool_takes_back_byte_buffers_only": """
+        sized.deallocate(pa.allocate())  # E: [arg-type] ^Argument 1 to "deallocate" of "SizedPool" has incompatible type "OwnedRef\\[A\\]"; expected "OwnedRef\\[ByteBuffer\\]"$
+    """,
+    "sized_pool_size_is_an_int": """
+        sized.get("4096")  # E: [arg-type] ^Argument 1 to "get" of "SizedPool" has incompatible type "str"; expected "int"$
     """,
     "pool_is_not_a_ref": """
         pa.deallocate(pa)  # E: [arg-type] ^Argument 1 to "deallocate" of "Pool" has incompatible type "Pool\\[A\\]"; expected "OwnedRef\\[A\\]"$

@@ -14,7 +14,20 @@ import socket
 from collections.abc import Callable
 from typing import assert_type
 
-from objpool import Acquisition, BufAllocation, BufPool, BufPoolStats, ByteBuffer, OwnedRef, Pool, PoolStats, Reset
+from objpool import (
+    Acquisition,
+    BufAllocation,
+    BufPool,
+    BufPoolStats,
+    ByteBuffer,
+    OwnedRef,
+    Pool,
+    PoolStats,
+    Reset,
+    SizeClassStats,
+    SizedPool,
+    SizedPoolStats,
+)
 
 
 class Widget:
@@ -46,7 +59,7 @@ def check_factory_pool() -> None:
     assert_type(ref, OwnedRef[Widget])
     assert_type(ref.value, Widget)
     assert_type(ref.alive, bool)
-    assert_type(ref.pool, Pool[Widget])
+    assert_type(ref.pool, Pool[Widget] | SizedPool)  # one handle type for both lenders
     assert_type(ref.release(), None)
     assert_type(pool.deallocate(pool.allocate()), None)
 
@@ -172,11 +185,28 @@ def check_bytebuffer_sources(path: str, sock: socket.socket) -> None:
     assert_type(buf.readinto(sock), int)
 
 
+def check_sized_pool() -> None:
+    pool = SizedPool(min_size=4096, max_size=1 << 20, max_retained=None, zero_on_reset=True)
+    ref = pool.get(10)
+    assert_type(ref, OwnedRef[ByteBuffer])
+    ref.release()
+    with pool.get(10) as buf:
+        assert_type(buf, ByteBuffer)
+    assert_type(pool.deallocate(pool.get(1)), None)
+    assert_type(pool.trim(), int)
+    assert_type(pool.trim(30.0), int)
+    stats = pool.stats()
+    assert_type(stats, SizedPoolStats)
+    assert_type(stats.classes, tuple[SizeClassStats, ...])
+    assert_type(pool.min_size, int)
+
+
 RUNTIME_CHECKS: list[Callable[[], None]] = [
     check_factory_pool,
     check_reset_callable_pools,
     check_from_items,
     check_bytebuffer,
     check_bufpool,
+    check_sized_pool,
 ]
 """The checks that tests/test_typing.py also runs (the rest need real files or sockets)."""

@@ -1,0 +1,386 @@
+"""`SizedPool`: byte buffers of any size, from power-of-two size classes, with bounded retention.
+
+Invariant: every `ByteBuffer` this pool made is, at any moment, in exactly one place: lent
+through one live `OwnedRef` (counted in its class's `lent`), idle on its class's stack
+(counted in `_retained`, never more than `max_retained` bytes), or dropped (evicted,
+trimmed, leaked, or an oversize buffer returned). The stacks, the counters and `_retained`
+change only under `_lock`, which guards nothing else: no buffer is allocated, reset or freed
+while it is held (a 64 MiB `bytearray` takes milliseconds to zero or to unmap).
+
+Each class's stack is ordered by return time, oldest first: `get` pops the newest (LIFO,
+the memory most likely still cached and mapped), eviction and trimming take the oldest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, NoReturn, final
+
+from ._bytebuffer import ByteBuffer
+from ._errors import ForeignRefError, StaleRefError
+from ._pool import OwnedRef, end_handle, handle_for
+from ._validate import check_int, reject
+from ._warn import allocation_site, warn_user
+
+__all__ = ["DEFAULT_MAX_IDLE_S", "SizeClassStats", "SizedPool", "SizedPoolStats"]
+
+DEFAULT_MAX_IDLE_S: Final = 60.0
+"""How long a buffer may sit idle before the pool frees it (.NET's `ArrayPool` trims at 60 s)."""
+
+_SWEEPS_PER_MAX_IDLE: Final = 4  # so an idle buffer outlives max_idle_s by at most a quarter of it
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SizeClassStats:
+    """One size class's counters, in `SizedPoolStats.classes`."""
+
+    size: int
+    """The capacity of every buffer of this class, in bytes."""
+    hits: int
+    """`get` calls served by an idle buffer (no allocation)."""
+    misses: int
+    """`get` calls that allocated a new buffer."""
+    evictions: int
+    """Idle buffers freed to keep `max_retained`, or returned too big to keep."""
+    trimmed: int
+    """Idle buffers freed for being idle too long (`trim`, or the pool's own sweeps)."""
+    retained: int
+    """Bytes idle in this class now."""
+    lent: int
+    """Bytes lent through live handles now."""
+    high_water: int
+    """The most bytes of this class ever lent at once."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SizedPoolStats:
+    """An immutable snapshot of a `SizedPool`'s counters, from `SizedPool.stats()`."""
+
+    classes: tuple[SizeClassStats, ...]
+    """Per size class, smallest first."""
+    retained: int
+    """Bytes idle, ready to lend again (at most `max_retained`)."""
+    lent: int
+    """Bytes lent through live handles (oversize buffers included)."""
+    oversize: int
+    """`get(n)` calls with `n > max_size`: served by a fresh buffer that is never kept."""
+    leaks: int
+    """Handles garbage-collected while live (each raised a `ResourceWarning`)."""
+
+
+class _SizeClass:
+    """One size class's idle stack and counters (guarded by the pool's lock)."""
+
+    __slots__ = ("evictions", "high_water", "hits", "idle", "lent", "misses", "size", "trimmed")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.idle: deque[tuple[float, ByteBuffer]] = deque()  # (returned at, buffer), oldest first
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.trimmed = 0
+        self.lent = 0  # buffers
+        self.high_water = 0  # buffers
+
+
+@final
+class SizedPool:
+    """Byte buffers of any size: `get(n)` lends a `ByteBuffer` with `capacity >= n`, `len() == 0`.
+
+    Capacities are powers of two from `min_size` to `max_size`; a request is served by its
+    class's most recently returned buffer, or a new one. Handles follow `Pool`'s rules:
+    release once (`ref.release()`, `with pool.get(n) as buf:` or `pool.deallocate(ref)`); a
+    second release raises `StaleRefError`, another pool's handle `ForeignRefError`, and a
+    handle collected while live warns (`ResourceWarning`) and its buffer is never reused.
+
+    **A reused buffer holds the previous user's bytes** (reuse skips zero-filling; that is
+    much of the saving): everything past `len()` is stale data, not zeros, unless the pool
+    was built with `zero_on_reset=True`, which wipes what each user may have written.
+
+    `n > max_size` gets a fresh buffer of exactly `n` bytes that is never kept (counted in
+    `stats().oversize`): a loader meeting one huge tensor still works, and `max_size` bounds
+    what the pool keeps.
+
+    At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
+    buffers idle longest are freed first. A buffer idle longer than `max_idle_s` is freed by
+    the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
+    `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
+
+    Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
+    """
+
+    __slots__ = (
+        "_classes",
+        "_clock",
+        "_leaked",
+        "_leaks",
+        "_lock",
+        "_max_idle_s",
+        "_max_retained",
+        "_max_size",
+        "_min_shift",
+        "_next_sweep",
+        "_oversize",
+        "_oversize_lent",
+        "_retained",
+        "_zero",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        *,
+        min_size: int = 4096,
+        max_size: int = 64 << 20,
+        max_retained: int | None = None,
+        max_idle_s: float = DEFAULT_MAX_IDLE_S,
+        zero_on_reset: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
+        `min_size <= max_size`, a negative `max_retained`, or a `max_idle_s` that is not > 0."""
+        _check_power_of_two("min_size", min_size)
+        _check_power_of_two("max_size", max_size)
+        if max_size < min_size:
+            reject(ValueError, "max_size", f">= min_size ({min_size})", max_size)
+        if max_retained is None:
+            max_retained = 4 * max_size
+        check_int("max_retained", max_retained)
+        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
+            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
+        if not max_idle_s > 0:
+            reject(ValueError, "max_idle_s", "> 0", max_idle_s)
+        if not callable(clock):
+            reject(TypeError, "clock", "a callable returning seconds", clock)
+        self._min_shift = min_size.bit_length() - 1
+        self._max_size = max_size
+        self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]
+        self._max_retained = max_retained
+        self._max_idle_s = float(max_idle_s)
+        self._zero = bool(zero_on_reset)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._retained = 0
+        self._oversize = 0
+        self._oversize_lent = 0  # bytes
+        self._leaks = 0
+        self._leaked: list[int] = []  # the indices of leaked handles
+        self._next_sweep = clock() + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def get(self, n: int) -> OwnedRef[ByteBuffer]:
+        """Lend an empty `ByteBuffer` of at least `n` bytes (its class's newest idle one, or new).
+
+        Raises:
+            TypeError: `n` is not an int.
+            ValueError: `n < 0`.
+        """
+        if n.__class__ is not int or n < 0:
+            check_int("n", n)  # raises, naming the rule
+        if n > self._max_size:
+            return self._get_oversize(n)
+        k = (n - 1).bit_length() - self._min_shift if n else 0
+        if k < 0:
+            k = 0
+        size_class = self._classes[k]
+        buffer = None
+        with self._lock:
+            if size_class.idle:
+                buffer = size_class.idle.pop()[1]
+                self._retained -= size_class.size
+                size_class.hits += 1
+            else:
+                size_class.misses += 1
+            lent = size_class.lent = size_class.lent + 1
+            if lent > size_class.high_water:
+                size_class.high_water = lent
+        if buffer is None:  # allocated outside the lock
+            buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+        return handle_for(self, buffer, k)
+
+    def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
+        """Reset the handle's buffer, keep it for the next `get` (or free it), kill the handle.
+
+        Raises:
+            StaleRefError: the handle was already released.
+            ForeignRefError: another pool lent the handle.
+            TypeError: `ref` is not an `OwnedRef`.
+            MemoryError: `zero_on_reset` could not wipe the buffer; the handle is dead and
+                the buffer dropped.
+        """
+        if not isinstance(ref, OwnedRef):
+            reject(TypeError, "ref", "an OwnedRef", ref)
+        if ref.pool is not self:  # TypeError for a handle made outside any pool
+            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
+        try:
+            buffer = ref.value
+        except StaleRefError:
+            raise StaleRefError(f"{ref!r} was already released") from None
+        k = end_handle(ref)
+        if k < 0:  # another thread released it just now
+            raise StaleRefError(f"{ref!r} was already released")
+        classes = len(self._classes)
+        if k >= classes:  # oversize, k - classes bytes: never kept
+            with self._lock:
+                self._oversize_lent -= k - classes
+            return
+        size_class = self._classes[k]
+        try:
+            buffer.reset()  # outside the lock: with zero_on_reset it wipes up to 64 MiB
+        except BaseException:  # only a MemoryError can get here: the buffer is dropped
+            with self._lock:
+                size_class.lent -= 1
+            raise
+        now = self._clock()
+        evicted: list[ByteBuffer] = []  # freed after the lock is released
+        with self._lock:
+            size_class.lent -= 1
+            size = size_class.size
+            if size > self._max_retained:
+                size_class.evictions += 1
+            else:
+                while self._retained + size > self._max_retained:
+                    evicted.append(self._evict_oldest())
+                size_class.idle.append((now, buffer))
+                self._retained += size
+            if now >= self._next_sweep:
+                self._sweep(now, evicted)
+
+    # -- the rest -------------------------------------------------------------------------------
+
+    def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+        with self._lock:
+            self._oversize += 1
+            self._oversize_lent += n
+        # The handle's index says "oversize, n bytes" (past the class indices), so that a
+        # release or a leak knows the size without the buffer.
+        return handle_for(self, ByteBuffer(n, zero_on_reset=self._zero), len(self._classes) + n)
+
+    def _evict_oldest(self) -> ByteBuffer:
+        """Under the lock: take out the idle buffer returned longest ago, in any class."""
+        oldest = min((c for c in self._classes if c.idle), key=lambda c: c.idle[0][0])
+        oldest.evictions += 1
+        self._retained -= oldest.size
+        return oldest.idle.popleft()[1]
+
+    def _sweep(self, now: float, freed: list[ByteBuffer]) -> None:
+        """Under the lock: move every buffer idle for longer than `max_idle_s` to `freed`."""
+        self._next_sweep = now + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+        self._take_idle(now - self._max_idle_s, freed)
+
+    def _take_idle(self, returned_before: float, freed: list[ByteBuffer]) -> None:
+        for size_class in self._classes:
+            idle = size_class.idle
+            while idle and idle[0][0] <= returned_before:
+                freed.append(idle.popleft()[1])
+                size_class.trimmed += 1
+                self._retained -= size_class.size
+
+    def trim(self, max_idle_s: float = 0.0) -> int:
+        """Free every buffer idle for longer than `max_idle_s` seconds (0: every idle one);
+        return the bytes freed."""
+        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
+            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
+        if max_idle_s < 0:
+            reject(ValueError, "max_idle_s", ">= 0", max_idle_s)
+        freed: list[ByteBuffer] = []
+        now = self._clock()
+        with self._lock:
+            before = self._retained
+            self._take_idle(now - max_idle_s if max_idle_s else float("inf"), freed)
+            return before - self._retained
+
+    def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
+        # From OwnedRef.__del__, maybe inside the garbage collector, maybe while this very
+        # thread holds _lock: so only an atomic append and a warning; the counts are
+        # settled by the next stats(). The buffer is dropped, not kept: it may still be
+        # referenced.
+        self._leaked.append(k)
+        warn_user(
+            f"an OwnedRef of {self!r} was garbage-collected while still live{allocation_site(ref)}; "
+            "release it, or use 'with pool.get(n) as buf:'",
+            ResourceWarning,
+            source=ref,
+        )
+
+    @property
+    def min_size(self) -> int:
+        """The smallest class's capacity, in bytes."""
+        return self._classes[0].size
+
+    @property
+    def max_size(self) -> int:
+        """The largest class's capacity; larger requests get unpooled buffers."""
+        return self._max_size
+
+    @property
+    def max_retained(self) -> int:
+        """The most bytes kept idle."""
+        return self._max_retained
+
+    def _settle_leaks(self) -> None:
+        """Under the lock: count the handles found leaked since the last call."""
+        leaked = self._leaked
+        classes = len(self._classes)
+        while leaked:
+            k = leaked.pop()
+            self._leaks += 1
+            if k < classes:
+                self._classes[k].lent -= 1
+            else:
+                self._oversize_lent -= k - classes
+
+    def stats(self) -> SizedPoolStats:
+        """A snapshot of the counters (leaks found since the last call counted first)."""
+        with self._lock:
+            self._settle_leaks()
+            classes = tuple(
+                SizeClassStats(
+                    size=c.size,
+                    hits=c.hits,
+                    misses=c.misses,
+                    evictions=c.evictions,
+                    trimmed=c.trimmed,
+                    retained=len(c.idle) * c.size,
+                    lent=c.lent * c.size,
+                    high_water=c.high_water * c.size,
+                )
+                for c in self._classes
+            )
+            return SizedPoolStats(
+                classes=classes,
+                retained=self._retained,
+                lent=sum(c.lent for c in classes) + self._oversize_lent,
+                oversize=self._oversize,
+                leaks=self._leaks,
+            )
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("SizedPool cannot be copied: its handles name one pool")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("SizedPool cannot be copied: its handles name one pool")
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("SizedPool cannot be pickled: its buffers live in this process")
+
+    def __repr__(self) -> str:
+        return (
+            f"<SizedPool {self.min_size}..{self._max_size} bytes, {self._retained} retained"
+            f" of {self._max_retained}>"
+        )
+
+
+def _check_power_of_two(name: str, value: object) -> int:
+    n = check_int(name, value, 1)
+    if n & (n - 1):
+        reject(ValueError, name, "a power of two", value)
+    return n

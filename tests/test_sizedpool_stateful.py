@@ -1,0 +1,164 @@
+"""A Hypothesis state machine drives `SizedPool` and checks it against a plain model each step.
+
+The model predicts which buffer every `get` returns (its class's newest idle one, by
+identity), which idle buffers eviction and the pool's own sweeps free (the longest idle
+first, smallest class first on a tie), and every counter in `stats()`. Time is a fake clock
+the machine moves. Held handles live in a plain list (Hypothesis keeps bundle values
+referenced, and a handle must be truly dropped to test leaks).
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from hypothesis import note
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from objpool import ByteBuffer, OwnedRef, SizedPool
+
+CLASSES = (4096, 8192, 16384)
+SIZES = st.sampled_from([0, 1, 4095, 4096, 4097, 8192, 8193, 16384, 16385, 40000])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SizedPoolMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.pool = SizedPool(min_size=CLASSES[0], max_size=CLASSES[-1], clock=self.clock)
+        self.held: list[OwnedRef[ByteBuffer]] = []
+        # The model: per class, idle (returned at, buffer) oldest first, and counters.
+        self.max_retained = 4 * CLASSES[-1]
+        self.max_idle = 60.0
+        self.next_sweep = 15.0
+        self.idle: list[list[tuple[float, ByteBuffer]]] = [[] for _ in CLASSES]
+        self.hits = [0] * len(CLASSES)
+        self.misses = [0] * len(CLASSES)
+        self.evictions = [0] * len(CLASSES)
+        self.trimmed = [0] * len(CLASSES)
+        self.lent = [0] * len(CLASSES)
+        self.high_water = [0] * len(CLASSES)
+        self.oversize = self.oversize_lent = self.leaks = 0
+
+    @initialize(max_retained=st.sampled_from([0, 4096, 12288, 24576, 65536]), max_idle=st.sampled_from([10.0, 60.0]))
+    def make_pool(self, max_retained: int, max_idle: float) -> None:
+        self.pool = SizedPool(
+            min_size=CLASSES[0], max_size=CLASSES[-1], max_retained=max_retained, max_idle_s=max_idle, clock=self.clock
+        )
+        self.max_retained, self.max_idle = max_retained, max_idle
+        self.next_sweep = self.clock.now + max_idle / 4
+
+    def retained(self) -> int:
+        return sum(len(idle) * size for idle, size in zip(self.idle, CLASSES))
+
+    @rule(n=SIZES)
+    def get(self, n: int) -> None:
+        ref = self.pool.get(n)
+        buf = ref.value
+        assert 0 == len(buf)
+        if n > CLASSES[-1]:
+            assert n == buf.capacity
+            self.oversize += 1
+            self.oversize_lent += n
+        else:
+            k = next(i for i, size in enumerate(CLASSES) if size >= n)
+            assert CLASSES[k] == buf.capacity
+            if self.idle[k]:
+                assert buf is self.idle[k].pop()[1], "the newest idle buffer of the class"
+                self.hits[k] += 1
+            else:
+                assert all(buf is not b for idle in self.idle for _, b in idle)
+                self.misses[k] += 1
+            self.lent[k] += 1
+            self.high_water[k] = max(self.high_water[k], self.lent[k])
+        self.held.append(ref)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        ref = self.held.pop(data.draw(st.integers(0, len(self.held) - 1), label="which"))
+        buf = ref.value
+        ref.release()
+        now = self.clock.now
+        if buf.capacity not in CLASSES:  # oversize: never kept
+            self.oversize_lent -= buf.capacity
+            return
+        k = CLASSES.index(buf.capacity)
+        self.lent[k] -= 1
+        if buf.capacity > self.max_retained:
+            self.evictions[k] += 1
+        else:
+            while self.retained() + buf.capacity > self.max_retained:
+                oldest = min((i for i in range(len(CLASSES)) if self.idle[i]), key=lambda i: self.idle[i][0][0])
+                self.idle[oldest].pop(0)
+                self.evictions[oldest] += 1
+            self.idle[k].append((now, buf))
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.max_idle / 4
+            self.take_idle(now - self.max_idle)
+
+    def take_idle(self, returned_before: float) -> int:
+        freed = 0
+        for k, idle in enumerate(self.idle):
+            while idle and idle[0][0] <= returned_before:
+                idle.pop(0)
+                self.trimmed[k] += 1
+                freed += CLASSES[k]
+        return freed
+
+    @rule(seconds=st.sampled_from([0.0, 1.0, 7.5, 16.0, 61.0]))
+    def tick(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @rule(age=st.sampled_from([0.0, 5.0, 30.0]))
+    def trim(self, age: float) -> None:
+        expected = self.take_idle(self.clock.now - age if age else float("inf"))
+        assert expected == self.pool.trim(age)
+
+    @precondition(lambda self: self.held)
+    @rule()
+    def leak(self) -> None:
+        ref = self.held.pop()
+        buf = ref.value
+        with pytest.warns(ResourceWarning):
+            del ref
+            gc.collect()
+        self.leaks += 1
+        if buf.capacity in CLASSES:
+            self.lent[CLASSES.index(buf.capacity)] -= 1
+        else:
+            self.oversize_lent -= buf.capacity
+
+    @invariant()
+    def stats_match_the_model(self) -> None:
+        stats = self.pool.stats()
+        note(f"{stats}")
+        assert self.retained() == stats.retained <= self.max_retained
+        assert (self.oversize, self.leaks) == (stats.oversize, stats.leaks)
+        assert sum(n * size for n, size in zip(self.lent, CLASSES)) + self.oversize_lent == stats.lent
+        for k, c in enumerate(stats.classes):
+            assert (CLASSES[k], self.hits[k], self.misses[k], self.evictions[k], self.trimmed[k]) == (
+                c.size,
+                c.hits,
+                c.misses,
+                c.evictions,
+                c.trimmed,
+            )
+            assert (len(self.idle[k]) * CLASSES[k], self.lent[k] * CLASSES[k]) == (c.retained, c.lent)
+            assert self.high_water[k] * CLASSES[k] == c.high_water
+
+    def teardown(self) -> None:
+        for ref in self.held:
+            ref.release()
+
+
+TestSizedPoolMachine = SizedPoolMachine.TestCase
