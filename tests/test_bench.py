@@ -19,7 +19,7 @@ from objpool.bench._baselines import MaxEfficiency, PPool, PPoolBuffer
 from objpool.bench._cli import WORKLOADS
 from objpool.bench._sv2_buffers import BASELINE, Messages, buffer_makers, write_chunked, write_one
 
-EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers", "handoff", "bufpool"]
+EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers", "handoff", "bufpool", "sizedpool"]
 
 
 def test_smoke_every_workload(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from . import _bufpool, _bytebuffers, _decoder, _handoff, _pool_cycle, _sv2_single, _sv2_threads
+from . import _bufpool, _bytebuffers, _decoder, _handoff, _pool_cycle, _sizedpool, _sv2_single, _sv2_threads
 from ._harness import Progress, Settings, Workload, WorkloadResult, format_group
 from ._machine import describe, header_lines
 
@@ -36,6 +36,7 @@ WORKLOADS: Final[dict[str, Workload]] = {
         _bytebuffers.WORKLOAD,
         _handoff.WORKLOAD,
         _bufpool.WORKLOAD,
+        _sizedpool.WORKLOAD,
     )
 }
 

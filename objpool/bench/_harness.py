@@ -37,12 +37,14 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
 __all__ = [
+    "Threads",
     "Clock",
     "Contestant",
     "Group",
@@ -461,3 +463,45 @@ def child_request() -> tuple[Settings, Progress]:
 def child_reply(results: Sequence[GroupResult]) -> None:
     """In a child started by `run_child`: hand the measured groups back to the parent."""
     json.dump([g.to_json() for g in results], sys.stdout)
+
+
+class Threads:
+    """`count` long-lived threads that each run `loops // count` cycles of `body` on a shared object.
+
+    The timer covers the release of the threads until all finish: wall time, so the
+    per-operation figure includes GIL hand-offs between them. With `count=1` it is the
+    single-thread figure to compare them with: the same runner and the same clock.
+    """
+
+    def __init__(self, body: Callable[[int], None], count: int) -> None:
+        self._body = body
+        self._count = count
+        self._loops = 0
+        self._stop = False
+        self._start = threading.Barrier(count + 1)
+        self._end = threading.Barrier(count + 1)
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            self._start.wait()
+            if self._stop:
+                return
+            self._body(self._loops)
+            self._end.wait()
+
+    def __call__(self, loops: int) -> float:
+        self._loops = max(1, loops // self._count)
+        self._start.wait()
+        t0 = time.perf_counter()
+        self._end.wait()
+        elapsed = time.perf_counter() - t0
+        return elapsed * loops / (self._count * self._loops)  # per requested op, if not divisible
+
+    def close(self) -> None:
+        self._stop = True
+        self._start.wait()
+        for thread in self._threads:
+            thread.join(5)

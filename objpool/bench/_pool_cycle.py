@@ -8,15 +8,27 @@ row, the list floor included. Pooled objects are reset on every release, as a us
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable
 from itertools import repeat
 from typing import Final, TypeVar
 
 from .. import COMPILED, ByteBuffer, Pool
 from ._baselines import Cheap, DictHolder, PPool
-from ._harness import Clock, Contestant, Group, MakeTimer, Progress, Settings, Timer, Workload, WorkloadResult, format_time, run_group, speed_words
+from ._harness import (
+    Clock,
+    Contestant,
+    Group,
+    MakeTimer,
+    Progress,
+    Settings,
+    Threads,
+    Timer,
+    Workload,
+    WorkloadResult,
+    format_time,
+    run_group,
+    speed_words,
+)
 
 __all__ = ["WORKLOAD"]
 
@@ -109,48 +121,6 @@ def _list_floor(clock: Clock) -> MakeTimer:
     return make
 
 
-class _Threads:
-    """`count` long-lived threads that each run `loops // count` cycles of `body` on a shared object.
-
-    The timer covers the release of the threads until all finish: wall time, so the
-    per-operation figure includes GIL hand-offs between them. With `count=1` it is the
-    single-thread figure to compare them with: the same runner and the same clock.
-    """
-
-    def __init__(self, body: Callable[[int], None], count: int) -> None:
-        self._body = body
-        self._count = count
-        self._loops = 0
-        self._stop = False
-        self._start = threading.Barrier(count + 1)
-        self._end = threading.Barrier(count + 1)
-        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def _work(self) -> None:
-        while True:
-            self._start.wait()
-            if self._stop:
-                return
-            self._body(self._loops)
-            self._end.wait()
-
-    def __call__(self, loops: int) -> float:
-        self._loops = max(1, loops // self._count)
-        self._start.wait()
-        t0 = time.perf_counter()
-        self._end.wait()
-        elapsed = time.perf_counter() - t0
-        return elapsed * loops / (self._count * self._loops)  # per requested op, if not divisible
-
-    def close(self) -> None:
-        self._stop = True
-        self._start.wait()
-        for thread in self._threads:
-            thread.join(5)
-
-
 def _pool_threads(count: int) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         pool = Pool(Cheap, CAPACITY)
@@ -161,7 +131,7 @@ def _pool_threads(count: int) -> MakeTimer:
             for _ in repeat(None, loops):
                 deallocate(allocate())
 
-        runner = _Threads(body, count)
+        runner = Threads(body, count)
         stack.callback(runner.close)
         return runner
 
@@ -177,7 +147,7 @@ def _ppool_two_threads(stack: ExitStack) -> Timer:
         for _ in repeat(None, loops):
             release(acquire())
 
-    runner = _Threads(body, 2)
+    runner = Threads(body, 2)
     stack.callback(runner.close)
     return runner
 

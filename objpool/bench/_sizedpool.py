@@ -1,0 +1,252 @@
+"""Workload 8, "SizedPool": byte buffers of any size against allocating them, and loading a file.
+
+Invariant: one operation lends one buffer and returns it. Groups:
+
+- get+put at 4 KiB, 1 MiB and 64 MiB against a fresh `bytearray(n)` (allocated, zeroed and
+  freed), then the pool alone across those sizes (is the cost constant in n?);
+- get + `readinto` of 1 MiB from a file in the page cache + put, against `bytearray(n)` +
+  `readinto`, here and in a child process with `MALLOC_MMAP_THRESHOLD_=131072` (big blocks
+  from a fresh `mmap`, as a long-running process with a fragmented heap sees them);
+- 4 KiB get+put on 1 and 2 threads sharing one pool, in wall time.
+
+Issue 11's targets (compiled build): 1 MiB get+put >= 50x `bytearray(1 << 20)`; 64 MiB within
+1.2x of 4 KiB; the 1 MiB fill >= 1.5x (>= 10x with the mmap threshold); 2 threads <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from itertools import repeat
+from typing import Final
+
+from .. import SizedPool
+from ._harness import (
+    Clock,
+    Contestant,
+    Group,
+    GroupResult,
+    MakeTimer,
+    Progress,
+    Settings,
+    Threads,
+    Timer,
+    Workload,
+    WorkloadResult,
+    child_reply,
+    child_request,
+    format_time,
+    run_child,
+    run_group,
+    speed_words,
+)
+
+__all__ = ["WORKLOAD", "child_main"]
+
+ExitStack = contextlib.ExitStack[bool | None]
+
+SIZES: Final = (4 << 10, 1 << 20, 64 << 20)
+FILL: Final = 1 << 20
+MMAP_THRESHOLD: Final = 131072
+FRESH: Final = "fresh bytearray(n)"
+POOLED: Final = "SizedPool.get(n) + release"
+FRESH_FILL: Final = "fresh bytearray(n) + readinto"
+POOLED_FILL: Final = "SizedPool.get(n) + readinto + release"
+ONE_THREAD: Final = "SizedPool, 1 thread"
+TWO_THREADS: Final = "SizedPool, 2 threads sharing it"
+
+
+def _size_name(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
+
+
+def _pool() -> SizedPool:
+    return SizedPool(min_size=4 << 10, max_size=max(SIZES), max_retained=2 * max(SIZES))
+
+
+def _fresh(n: int, clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        def timer(loops: int) -> float:
+            t0 = clock()
+            for _ in repeat(None, loops):
+                bytearray(n)
+            return clock() - t0
+
+        return timer
+
+    return make
+
+
+def _pooled(n: int, clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        pool = _pool()
+        pool.get(n).release()  # steady state: its buffer is idle from now on
+
+        def timer(loops: int) -> float:
+            get = pool.get
+            t0 = clock()
+            for _ in repeat(None, loops):
+                get(n).release()
+            return clock() - t0
+
+        return timer
+
+    return make
+
+
+def _fresh_fill(path: str, clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        src = stack.enter_context(open(path, "rb", buffering=0))
+
+        def timer(loops: int) -> float:
+            seek, readinto = src.seek, src.readinto
+            t0 = clock()
+            for _ in repeat(None, loops):
+                seek(0)
+                readinto(bytearray(FILL))
+            return clock() - t0
+
+        return timer
+
+    return make
+
+
+def _pooled_fill(path: str, clock: Clock) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        src = stack.enter_context(open(path, "rb", buffering=0))
+        pool = _pool()
+        pool.get(FILL).release()
+
+        def timer(loops: int) -> float:
+            seek, get = src.seek, pool.get
+            t0 = clock()
+            for _ in repeat(None, loops):
+                seek(0)
+                with get(FILL) as buf:
+                    buf.readinto(src)
+            return clock() - t0
+
+        return timer
+
+    return make
+
+
+def _threads(count: int) -> MakeTimer:
+    def make(stack: ExitStack) -> Timer:
+        pool = _pool()
+
+        def body(loops: int) -> None:
+            get = pool.get
+            for _ in repeat(None, loops):
+                get(4096).release()
+
+        runner = Threads(body, count)
+        stack.callback(runner.close)
+        return runner
+
+    return make
+
+
+def _fill_group(settings: Settings, where: str) -> list[GroupResult]:
+    data = random.Random("sizedpool").randbytes(FILL)
+    with tempfile.TemporaryDirectory(prefix="objpool-bench-") as tmp:
+        path = os.path.join(tmp, "source.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        group = Group(
+            f"fill/{where}",
+            f"{where}: get + readinto 1 MiB from the page cache + put",
+            "fill",
+            FRESH_FILL,
+            [Contestant(FRESH_FILL, _fresh_fill(path, settings.clock)), Contestant(POOLED_FILL, _pooled_fill(path, settings.clock))],
+        )
+        return [run_group(group, settings, Progress(enabled=False))]
+
+
+def child_main() -> None:
+    """Entry point of the child process: settings as JSON on stdin, group results on stdout."""
+    settings, progress = child_request()
+    results = _fill_group(settings, "mmap threshold")
+    child_reply(results)
+
+
+def run(settings: Settings, progress: Progress) -> WorkloadResult:
+    """The get+put groups, the fills (here and in a child), then the threads."""
+    result = WorkloadResult(NAME, TITLE)
+    by_size = []
+    for n in SIZES:
+        sized = Group(
+            f"n={n}",
+            f"get+put of {_size_name(n)}",
+            "cycle",
+            FRESH,
+            [Contestant(FRESH, _fresh(n, settings.clock)), Contestant(POOLED, _pooled(n, settings.clock))],
+        )
+        by_size.append(run_group(sized, settings, progress))
+    result.groups.extend(by_size)
+    across = run_group(
+        Group(
+            "across-n",
+            "SizedPool alone, 4 KiB / 1 MiB / 64 MiB (constant in n?)",
+            "cycle",
+            f"SizedPool, {_size_name(SIZES[0])}",
+            [Contestant(f"SizedPool, {_size_name(n)}", _pooled(n, settings.clock)) for n in SIZES],
+        ),
+        settings,
+        progress,
+    )
+    result.groups.append(across)
+    fills = _fill_group(settings, "default malloc")
+    if settings.child:
+        fills += run_child(__name__, settings, progress, {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)})
+    result.groups.extend(fills)
+    threads = run_group(
+        Group(
+            "threads",
+            "4 KiB get+put, 1 and 2 threads sharing one pool (wall time)",
+            "cycle",
+            ONE_THREAD,
+            [Contestant(ONE_THREAD, _threads(1)), Contestant(TWO_THREADS, _threads(2))],
+        ),
+        settings,
+        progress,
+    )
+    result.groups.append(threads)
+
+    one_mib = by_size[1].row(POOLED)
+    costs = [row.median for row in across.rows]
+    spread = costs[-1] / costs[0]
+    parts = [
+        f"{_size_name(n)}: {format_time(g.row(POOLED).median)} vs {format_time(g.row(FRESH).median)} ({speed_words(g.row(POOLED).speedup)})"
+        for n, g in zip(SIZES, by_size)
+    ]
+    result.summary.append(
+        "SizedPool get+put vs a fresh bytearray(n): "
+        + "; ".join(parts)
+        + f" [1 MiB target >= 50x: {'met' if one_mib.speedup >= 50 else 'MISSED'}]. Alone: "
+        + ", ".join(format_time(c) for c in costs)
+        + f"; 64 MiB = {spread:.2f}x 4 KiB (target <= 1.2x: {'met' if spread <= 1.2 else 'MISSED'})."
+    )
+    fill_parts = []
+    for fill in fills:
+        where = fill.key.split("/", 1)[1]
+        target = 10 if where == "mmap threshold" else 1.5
+        row = fill.row(POOLED_FILL)
+        fill_parts.append(
+            f"{where}: {format_time(row.median)} vs {format_time(fill.row(FRESH_FILL).median)} ({speed_words(row.speedup)})"
+            f" [target >= {target:g}x: {'met' if row.speedup >= target else 'MISSED'}]"
+        )
+    result.summary.append("SizedPool get + readinto 1 MiB + put vs bytearray + readinto: " + "; ".join(fill_parts) + ".")
+    ratio = threads.row(TWO_THREADS).median / threads.row(ONE_THREAD).median
+    result.summary.append(
+        f"SizedPool, 2 threads sharing one pool: {format_time(threads.row(TWO_THREADS).median)} per op = {ratio:.2f}x one "
+        f"thread's {format_time(threads.row(ONE_THREAD).median)}, wall time (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})."
+    )
+    return result
+
+
+NAME: Final = "sizedpool"
+TITLE: Final = "8. SizedPool"
+WORKLOAD: Final = Workload(NAME, TITLE, run)
