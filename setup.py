@@ -36,6 +36,7 @@ def _extensions() -> list[Extension]:
             Extension("objpool._csystem", ["objpool/_csystem.pyx"]),
             Extension("objpool._cpooledbuffer", ["objpool/_cpooledbuffer.pyx"]),
             Extension("objpool._cbufpool", ["objpool/_cbufpool.pyx"]),
+            Extension("objpool._csizedpool", ["objpool/_csizedpool.pyx"]),
         ],
         compiler_directives={"language_level": 3},
         quiet=True,

@@ -1,4 +1,4 @@
-# The compiled ByteBuffer's C interface, cimported by PooledBuffer's twin.
+# The compiled ByteBuffer's C interface, cimported by PooledBuffer's and SizedPool's twins.
 
 cdef class ByteBuffer:
     cdef bytearray _data
@@ -11,3 +11,4 @@ cdef class ByteBuffer:
 
     cdef object _writable(self)
     cdef int _commit(self, Py_ssize_t n) except -1
+    cdef int _reset(self) except -1

@@ -195,6 +195,9 @@ cdef class ByteBuffer:
 
     def reset(self):
         """Empty the buffer, keep its memory, and release every view it handed out."""
+        self._reset()
+
+    cdef int _reset(self) except -1:
         views = self._views
         if views:  # most resets follow write()/readinto() alone: no views to release
             for view in views:
@@ -207,6 +210,7 @@ cdef class ByteBuffer:
             self._base[: self._dirty] = bytes(self._dirty)
         self._dirty = 0
         self._len = 0
+        return 0
 
     def __bytes__(self):
         """A copy of the filled bytes."""

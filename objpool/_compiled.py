@@ -1,6 +1,6 @@
 """Which build runs: the compiled twins of the hot modules, when this install built them.
 
-Each hot module (`_pool`, `_bytebuffer`, `_bufpool`, and in `sv2/`: `_slice`, `_buffer`, `_buffer_pool`,
+Each hot module (`_pool`, `_bytebuffer`, `_bufpool`, `_sizedpool`, and in `sv2/`: `_slice`, `_buffer`, `_buffer_pool`,
 `_pooled_buffer`, `_codec`) is complete in Python and is the reference; when the install
 compiled its twin (`objpool/_c*.pyx`, listed in `TWINS`), the module takes the twin's classes
 at import. All twins or none: an install missing one runs as pure Python.
@@ -29,6 +29,7 @@ TWINS = (
     "objpool._csystem",
     "objpool._cpooledbuffer",
     "objpool._cbufpool",
+    "objpool._csizedpool",
 )
 """The compiled modules, built from the `.pyx` files of the same names."""
 

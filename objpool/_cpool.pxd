@@ -1,11 +1,15 @@
 # The compiled Pool core's C interface, cimported by PooledBuffer's twin so that it lends and
 # takes back ByteBuffers without a Python call.
 
+# How a handle lent by another lender than a PoolCore goes home: `lender` takes `ref` back.
+ctypedef int (*ReleaseFn)(object lender, object ref) except -1
+
+
 cdef class OwnedRef:
     cdef object _pool  # None: made outside a pool, inert
     cdef object _value
     cdef Py_ssize_t _index  # the slot while live, -1 once released
-    cdef bint _python_lender  # lent by handle_for() (a SizedPool), not by a PoolCore
+    cdef ReleaseFn _release  # NULL: lent by a PoolCore, which takes it back in C
 
 
 cdef class PoolCore:

@@ -47,8 +47,8 @@ cdef class OwnedRef:
     """
 
     # Fields (declared in _cpool.pxd): _pool, None in a handle made outside a pool (inert);
-    # _value; _index, the slot while live and -1 once released; _python_lender, True when
-    # handle_for() made it for a lender written in Python (a SizedPool).
+    # _value; _index, the slot while live and -1 once released; _release, NULL when a
+    # PoolCore lent it, else the C function that hands it back to its lender.
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -81,13 +81,13 @@ cdef class OwnedRef:
         if pool is None:
             raise TypeError(_NOT_A_HANDLE)
         # A Pool's handle (the common case) calls the C deallocation, which skips a method
-        # lookup and an argument parse; a SizedPool's goes through its deallocate(). Telling
-        # them apart by the flag handle_for() sets: +11 Ir a cycle; by isinstance(pool,
-        # PoolCore): +27 (CPython 3.11, valgrind's callgrind).
-        if self._python_lender:
-            pool.deallocate(self)
-        else:
+        # lookup and an argument parse; other lenders' handles call the lender's C function.
+        # Telling them apart by this pointer: +11 Ir a cycle; by isinstance(pool, PoolCore):
+        # +27 (CPython 3.11, valgrind's callgrind).
+        if self._release is NULL:
             (<PoolCore>pool)._deallocate(self)
+        else:
+            self._release(pool, self)
 
     def __enter__(self):
         if self._pool is None:
@@ -100,10 +100,10 @@ cdef class OwnedRef:
         pool = self._pool
         if pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        if self._python_lender:  # as in release()
-            pool.deallocate(self)
-        else:
+        if self._release is NULL:  # as in release()
             (<PoolCore>pool)._deallocate(self)
+        else:
+            self._release(pool, self)
 
     def __del__(self):
         cdef Py_ssize_t index = self._index
@@ -276,7 +276,7 @@ def handle_for(lender, value, Py_ssize_t index):
     ref._pool = lender
     ref._value = value
     ref._index = index
-    ref._python_lender = True
+    ref._release = _release_through_python
     return ref
 
 
@@ -288,3 +288,9 @@ def end_handle(OwnedRef ref not None):
         return -1
     ref._index = -1
     return index
+
+
+cdef int _release_through_python(object lender, object ref) except -1:
+    """How a handle made by handle_for() goes home: its lender's deallocate()."""
+    lender.deallocate(ref)
+    return 0

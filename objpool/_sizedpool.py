@@ -18,9 +18,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, NoReturn, final
+from typing import TYPE_CHECKING, Final, NoReturn, final
 
 from ._bytebuffer import ByteBuffer
+from ._compiled import COMPILED
 from ._errors import ForeignRefError, StaleRefError
 from ._pool import OwnedRef, end_handle, handle_for
 from ._validate import check_int, reject
@@ -90,89 +91,34 @@ class _SizeClass:
         self.high_water = 0  # buffers
 
 
-@final
-class SizedPool:
-    """Byte buffers of any size: `get(n)` lends a `ByteBuffer` with `capacity >= n`, `len() == 0`.
+class _SizedPoolCore:
+    """`SizedPool`'s hot path: `get` and `deallocate` when nothing needs evicting or sweeping.
 
-    Capacities are powers of two from `min_size` to `max_size`; a request is served by its
-    class's most recently returned buffer, or a new one. Handles follow `Pool`'s rules:
-    release once (`ref.release()`, `with pool.get(n) as buf:` or `pool.deallocate(ref)`); a
-    second release raises `StaleRefError`, another pool's handle `ForeignRefError`, and a
-    handle collected while live warns (`ResourceWarning`) and its buffer is never reused.
-
-    **A reused buffer holds the previous user's bytes** (reuse skips zero-filling; that is
-    much of the saving): everything past `len()` is stale data, not zeros, unless the pool
-    was built with `zero_on_reset=True`, which wipes what each user may have written.
-
-    `n > max_size` gets a fresh buffer of exactly `n` bytes that is never kept (counted in
-    `stats().oversize`): a loader meeting one huge tensor still works, and `max_size` bounds
-    what the pool keeps.
-
-    At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
-    buffers idle longest are freed first. A buffer idle longer than `max_idle_s` is freed by
-    the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
-    `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
-
-    Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
+    When the install compiled it, `objpool._csizedpool.SizedPoolCore` replaces this class
+    (with its `SizeClass` and `CLock`): the same methods and messages, checked by the same
+    tests. Everything else stays in `SizedPool`, which the core calls back into.
     """
 
     __slots__ = (
         "_classes",
         "_clock",
-        "_leaked",
-        "_leaks",
         "_lock",
-        "_max_idle_s",
         "_max_retained",
         "_max_size",
         "_min_shift",
         "_next_sweep",
-        "_oversize",
-        "_oversize_lent",
         "_retained",
         "_zero",
-        "__weakref__",
     )
-
-    def __init__(
-        self,
-        *,
-        min_size: int = 4096,
-        max_size: int = 64 << 20,
-        max_retained: int | None = None,
-        max_idle_s: float = DEFAULT_MAX_IDLE_S,
-        zero_on_reset: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
-        `min_size <= max_size`, a negative `max_retained`, or a `max_idle_s` that is not > 0."""
-        _check_power_of_two("min_size", min_size)
-        _check_power_of_two("max_size", max_size)
-        if max_size < min_size:
-            reject(ValueError, "max_size", f">= min_size ({min_size})", max_size)
-        if max_retained is None:
-            max_retained = 4 * max_size
-        check_int("max_retained", max_retained)
-        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
-            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
-        if not max_idle_s > 0:
-            reject(ValueError, "max_idle_s", "> 0", max_idle_s)
-        if not callable(clock):
-            reject(TypeError, "clock", "a callable returning seconds", clock)
-        self._min_shift = min_size.bit_length() - 1
-        self._max_size = max_size
-        self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]
-        self._max_retained = max_retained
-        self._max_idle_s = float(max_idle_s)
-        self._zero = bool(zero_on_reset)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._retained = 0
-        self._oversize = 0
-        self._oversize_lent = 0  # bytes
-        self._leaks = 0
-        self._leaked: list[int] = []  # the indices of leaked handles
-        self._next_sweep = clock() + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+    _classes: list[_SizeClass]
+    _clock: Callable[[], float]
+    _lock: threading.Lock
+    _max_retained: int
+    _max_size: int
+    _min_shift: int  # log2(min_size)
+    _next_sweep: float
+    _retained: int
+    _zero: bool
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -229,8 +175,7 @@ class SizedPool:
             raise StaleRefError(f"{ref!r} was already released")
         classes = len(self._classes)
         if k >= classes:  # oversize, k - classes bytes: never kept
-            with self._lock:
-                self._oversize_lent -= k - classes
+            self._return_oversize(k - classes)
             return
         size_class = self._classes[k]
         try:
@@ -240,21 +185,138 @@ class SizedPool:
                 size_class.lent -= 1
             raise
         now = self._clock()
-        evicted: list[ByteBuffer] = []  # freed after the lock is released
         with self._lock:
             size_class.lent -= 1
+            size = size_class.size
+            if self._retained + size <= self._max_retained and now < self._next_sweep:
+                size_class.idle.append((now, buffer))
+                self._retained += size
+                return
+        self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
+
+    def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+        raise NotImplementedError  # SizedPool's
+
+    def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
+        raise NotImplementedError  # SizedPool's
+
+    def _return_oversize(self, nbytes: int) -> None:
+        raise NotImplementedError  # SizedPool's
+
+    def _keep_slow(self, size_class: _SizeClass, buffer: ByteBuffer, now: float) -> None:
+        raise NotImplementedError  # SizedPool's
+
+
+
+_Lock = threading.Lock
+
+if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
+    from ._csizedpool import CLock as _Lock, SizeClass as _SizeClass, SizedPoolCore as _SizedPoolCore
+
+
+@final
+class SizedPool(_SizedPoolCore):
+    """Byte buffers of any size: `get(n)` lends a `ByteBuffer` with `capacity >= n`, `len() == 0`.
+
+    Capacities are powers of two from `min_size` to `max_size`; a request is served by its
+    class's most recently returned buffer, or a new one. Handles follow `Pool`'s rules:
+    release once (`ref.release()`, `with pool.get(n) as buf:` or `pool.deallocate(ref)`); a
+    second release raises `StaleRefError`, another pool's handle `ForeignRefError`, and a
+    handle collected while live warns (`ResourceWarning`) and its buffer is never reused.
+
+    **A reused buffer holds the previous user's bytes** (reuse skips zero-filling; that is
+    much of the saving): everything past `len()` is stale data, not zeros, unless the pool
+    was built with `zero_on_reset=True`, which wipes what each user may have written.
+
+    `n > max_size` gets a fresh buffer of exactly `n` bytes that is never kept (counted in
+    `stats().oversize`): a loader meeting one huge tensor still works, and `max_size` bounds
+    what the pool keeps.
+
+    At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
+    buffers idle longest are freed first. A buffer idle longer than `max_idle_s` is freed by
+    the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
+    `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
+
+    Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
+    """
+
+    __slots__ = (
+        "_leaked",
+        "_leaks",
+        "_max_idle_s",
+        "_oversize",
+        "_oversize_lent",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        *,
+        min_size: int = 4096,
+        max_size: int = 64 << 20,
+        max_retained: int | None = None,
+        max_idle_s: float = DEFAULT_MAX_IDLE_S,
+        zero_on_reset: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
+        `min_size <= max_size`, a negative `max_retained`, or a `max_idle_s` that is not > 0."""
+        _check_power_of_two("min_size", min_size)
+        _check_power_of_two("max_size", max_size)
+        if max_size < min_size:
+            reject(ValueError, "max_size", f">= min_size ({min_size})", max_size)
+        if max_retained is None:
+            max_retained = 4 * max_size
+        check_int("max_retained", max_retained)
+        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
+            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
+        if not max_idle_s > 0:
+            reject(ValueError, "max_idle_s", "> 0", max_idle_s)
+        if not callable(clock):
+            reject(TypeError, "clock", "a callable returning seconds", clock)
+        self._min_shift = min_size.bit_length() - 1
+        self._max_size = max_size
+        self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]
+        self._max_retained = max_retained
+        self._max_idle_s = float(max_idle_s)
+        self._zero = bool(zero_on_reset)
+        self._clock = clock
+        self._lock = _Lock()
+        self._retained = 0
+        self._oversize = 0
+        self._oversize_lent = 0  # bytes
+        self._leaks = 0
+        self._leaked: list[int] = []  # the indices of leaked handles
+        self._next_sweep = clock() + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+
+    # -- the rest -------------------------------------------------------------------------------
+
+    if TYPE_CHECKING:  # the hot path lives in _SizedPoolCore; restated so type errors name SizedPool
+
+        def get(self, n: int) -> OwnedRef[ByteBuffer]:
+            return super().get(n)
+
+        def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
+            super().deallocate(ref)
+
+    def _return_oversize(self, nbytes: int) -> None:
+        with self._lock:
+            self._oversize_lent -= nbytes
+
+    def _keep_slow(self, size_class: _SizeClass, buffer: ByteBuffer, now: float) -> None:
+        """Keep a returned buffer when that means evicting others first, or a sweep is due."""
+        freed: list[ByteBuffer] = []  # freed after the lock is released
+        with self._lock:
             size = size_class.size
             if size > self._max_retained:
                 size_class.evictions += 1
             else:
                 while self._retained + size > self._max_retained:
-                    evicted.append(self._evict_oldest())
+                    freed.append(self._evict_oldest())
                 size_class.idle.append((now, buffer))
                 self._retained += size
             if now >= self._next_sweep:
-                self._sweep(now, evicted)
-
-    # -- the rest -------------------------------------------------------------------------------
+                self._sweep(now, freed)
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
         with self._lock:

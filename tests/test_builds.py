@@ -6,7 +6,7 @@ import subprocess
 
 import child
 import objpool
-from objpool import BufAllocation, BufPool, Pool
+from objpool import BufAllocation, BufPool, Pool, SizedPool
 from objpool.sv2 import BufferPool, Decoder, Slice
 
 REPORT = (
@@ -25,7 +25,7 @@ def _report(**env: str) -> list[str]:
 def test_every_hot_class_comes_from_the_build_that_runs() -> None:
     compiled = objpool.COMPILED
     assert (Slice.__module__ == "objpool._cslice") == compiled
-    for cls in (Pool, BufferPool, Decoder, BufPool):
+    for cls in (Pool, BufferPool, Decoder, BufPool, SizedPool):
         core = cls.__mro__[1]
         assert core.__module__.startswith("objpool._c") == compiled, core
     assert (BufAllocation.__module__ == "objpool._cbufpool") == compiled

@@ -133,7 +133,7 @@ def test_objects_never_initialised_raise_and_never_crash() -> None:
     """
     script = textwrap.dedent(
         """
-        from objpool import BufAllocation, BufferFullError, BufPool, ByteBuffer, Pool, StaleRefError
+        from objpool import BufAllocation, BufferFullError, BufPool, ByteBuffer, Pool, SizedPool, StaleRefError
         from objpool.sv2 import BufferPool, Slice
 
         try:
@@ -152,6 +152,11 @@ def test_objects_never_initialised_raise_and_never_crash() -> None:
             lambda: BufPool.__new__(BufPool).allocate(1),
             lambda: BufPool.__new__(BufPool).stats(),
             lambda: BufPool.__new__(BufPool)._give_back(1, bytearray(8)),
+            lambda: SizedPool.__new__(SizedPool).get(0),
+            lambda: SizedPool.__new__(SizedPool).get(1 << 30),
+            lambda: SizedPool.__new__(SizedPool).deallocate(SizedPool().get(1)),
+            lambda: SizedPool.__new__(SizedPool).stats(),
+            lambda: SizedPool.__new__(SizedPool).trim(),
             lambda: BufAllocation.__new__(BufAllocation).release(),
             lambda: BufAllocation.__new__(BufAllocation).view,
             lambda: list(BufAllocation.__new__(BufAllocation)),

@@ -1,0 +1,211 @@
+# cython: language_level=3, auto_pickle=False, embedsignature=True
+"""The compiled hot path of `objpool._sizedpool`: `SizedPoolCore`, `SizeClass` and `CLock`.
+
+`objpool/_sizedpool.py` is the reference: its `_SizedPoolCore` and `_SizeClass` define every
+behaviour and message, and this module repeats them for speed (CPython's heapq/_heapq
+pattern). The test suite runs against both builds. Evictions, sweeps, oversize buffers,
+leaks and stats stay in Python, in `SizedPool`, which subclasses whichever core the install
+has.
+
+`CLock` is the pool's lock in this build: a bare `PyThread` lock, taken from C without a
+method call. A contended acquire releases the GIL while it blocks, as `threading.Lock` does.
+"""
+
+cimport cython
+from cpython.pythread cimport (
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
+
+from objpool._cbytebuffer cimport ByteBuffer
+from objpool._cpool cimport OwnedRef
+
+from objpool._errors import ForeignRefError, StaleRefError
+from objpool._pool import _NOT_A_HANDLE
+from objpool._validate import check_int, reject
+
+
+@cython.final
+cdef class CLock:
+    """A lock for `with`: `threading.Lock`'s behaviour, without its method calls from C."""
+
+    cdef PyThread_type_lock _lock
+
+    def __cinit__(self):
+        self._lock = PyThread_allocate_lock()
+        if self._lock is NULL:
+            raise MemoryError("cannot allocate a lock")
+
+    def __dealloc__(self):
+        if self._lock is not NULL:
+            PyThread_free_lock(self._lock)
+
+    cdef inline void take(self) noexcept:
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            with nogil:  # another thread holds it: let it run while this one waits
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+
+    cdef inline void give(self) noexcept:
+        PyThread_release_lock(self._lock)
+
+    def __enter__(self):
+        self.take()
+        return True
+
+    def __exit__(self, exc_type, exc, traceback):
+        self.give()
+
+
+@cython.final
+cdef class SizeClass:
+    """One size class's idle stack and counters (see `_sizedpool._SizeClass`)."""
+
+    cdef public Py_ssize_t size
+    cdef public object idle  # deque of (returned at, buffer), oldest first
+    cdef public Py_ssize_t hits
+    cdef public Py_ssize_t misses
+    cdef public Py_ssize_t evictions
+    cdef public Py_ssize_t trimmed
+    cdef public Py_ssize_t lent  # buffers
+    cdef public Py_ssize_t high_water  # buffers
+
+    def __init__(self, Py_ssize_t size):
+        from collections import deque
+
+        self.size = size
+        self.idle = deque()
+
+
+cdef class SizedPoolCore:
+    """`SizedPool`'s hot path, compiled (see `_sizedpool._SizedPoolCore`)."""
+
+    cdef public list _classes
+    cdef public object _clock
+    cdef public CLock _lock
+    cdef public Py_ssize_t _max_retained
+    cdef public Py_ssize_t _max_size
+    cdef public Py_ssize_t _min_shift
+    cdef public double _next_sweep
+    cdef public Py_ssize_t _retained
+    cdef public bint _zero
+
+    def get(self, n):
+        """Lend an empty `ByteBuffer` of at least `n` bytes (its class's newest idle one, or new).
+
+        Raises:
+            TypeError: `n` is not an int.
+            ValueError: `n < 0`.
+        """
+        cdef Py_ssize_t m, bits, k
+        cdef SizeClass size_class
+        cdef OwnedRef ref
+        cdef CLock lock = self._lock
+        if lock is None:  # built with __new__, never initialised: refuse, never crash
+            raise TypeError("this SizedPool was never initialised")
+        if type(n) is not int or n < 0:
+            check_int("n", n)  # raises, naming the rule
+        if n > self._max_size:
+            return self._get_oversize(n)
+        m = n
+        bits = 0
+        m -= 1
+        while m > 0:  # (n - 1).bit_length()
+            m >>= 1
+            bits += 1
+        k = bits - self._min_shift
+        if k < 0:
+            k = 0
+        size_class = <SizeClass>self._classes[k]
+        buffer = None
+        lock.take()
+        try:
+            if size_class.idle:
+                buffer = size_class.idle.pop()[1]
+                self._retained -= size_class.size
+                size_class.hits += 1
+            else:
+                size_class.misses += 1
+            size_class.lent += 1
+            if size_class.lent > size_class.high_water:
+                size_class.high_water = size_class.lent
+        finally:
+            lock.give()
+        if buffer is None:  # allocated outside the lock
+            buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+        ref = OwnedRef.__new__(OwnedRef)
+        ref._pool = self
+        ref._value = buffer
+        ref._index = k
+        ref._release = _release
+        return ref
+
+    def deallocate(self, ref):
+        """Reset the handle's buffer, keep it for the next `get` (or free it), kill the handle.
+
+        Raises:
+            StaleRefError: the handle was already released.
+            ForeignRefError: another pool lent the handle.
+            TypeError: `ref` is not an `OwnedRef`.
+            MemoryError: `zero_on_reset` could not wipe the buffer; the handle is dead and
+                the buffer dropped.
+        """
+        if self._lock is None:  # built with __new__, never initialised: refuse, never crash
+            raise TypeError("this SizedPool was never initialised")
+        if type(ref) is not OwnedRef:
+            reject(TypeError, "ref", "an OwnedRef", ref)
+        if (<OwnedRef>ref)._pool is None:
+            raise TypeError(_NOT_A_HANDLE)
+        if (<OwnedRef>ref)._pool is not self:
+            raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
+        self._deallocate(<OwnedRef>ref)
+
+    cdef int _deallocate(self, OwnedRef handle) except -1:
+        """`deallocate` once `handle` is known to be this pool's (from `release()` it is)."""
+        cdef Py_ssize_t k, classes, size
+        cdef SizeClass size_class
+        cdef CLock lock = self._lock
+        cdef double now
+        ref = handle
+        k = handle._index
+        if k < 0:
+            raise StaleRefError(f"{ref!r} was already released")
+        handle._index = -1  # won: no Python call between the test and this write
+        buffer = handle._value
+        classes = len(self._classes)
+        if k >= classes:  # oversize, k - classes bytes: never kept
+            self._return_oversize(k - classes)
+            return 0
+        size_class = <SizeClass>self._classes[k]
+        try:
+            if type(buffer) is ByteBuffer:
+                (<ByteBuffer>buffer)._reset()  # outside the lock: zero_on_reset may wipe 64 MiB
+            else:
+                buffer.reset()
+        except BaseException:  # only a MemoryError can get here: the buffer is dropped
+            lock.take()
+            size_class.lent -= 1
+            lock.give()
+            raise
+        now = self._clock()
+        lock.take()
+        try:
+            size_class.lent -= 1
+            size = size_class.size
+            if self._retained + size <= self._max_retained and now < self._next_sweep:
+                size_class.idle.append((now, buffer))
+                self._retained += size
+                return 0
+        finally:
+            lock.give()
+        self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
+        return 0
+
+
+cdef int _release(object lender, object ref) except -1:
+    # OwnedRef.release() of a handle this pool lent: straight to the C entry, no lookup.
+    return (<SizedPoolCore>lender)._deallocate(<OwnedRef>ref)
