@@ -163,3 +163,48 @@ def test_stalled_peers_pin_one_step_each(kind: str, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert f"20 peers, each sent one 6-byte header announcing 1048576 bytes, then stalled ({kind} buffers):" in out
     assert re.search(r"reserved in the buffers: +1\.3 MiB \(64\.0 KiB per peer\)$", out, re.M)
+
+
+# -- load_checkpoint -----------------------------------------------------------------
+
+
+def test_load_checkpoint_loads_every_tensor_s_exact_bytes_every_way(tmp_path: Path) -> None:
+    import load_checkpoint  # noqa: E402  # examples/ is on the path (set above)
+
+    path = str(tmp_path / "model.safetensors")
+    size = load_checkpoint.write_checkpoint(path, layers=1, d_model=64, vocab=256, context=64)
+    with open(path, "rb", buffering=0) as f:
+        tensors = load_checkpoint.read_index(f)
+        assert size == tensors[-1].offset + tensors[-1].size, "the tensors run to the end of the file"
+        assert 16 == len(tensors) and tensors[0].name == "wte" and tensors[0].size == 256 * 64 * 4
+        raw = Path(path).read_bytes()
+        for method in load_checkpoint.METHODS:
+            loader = load_checkpoint.Loader(method, tensors)
+            for _ in range(3):  # the pooled loader reuses the buffers from the 2nd load on
+                loader.load(f)
+                assert [raw[t.offset : t.offset + t.size] for t in tensors] == [bytes(x) for x in loader.model]  # type: ignore[call-overload]
+            if method == "pooled":
+                stats = loader.pool.stats()
+                assert (16, 32) == (sum(c.misses for c in stats.classes), sum(c.hits for c in stats.classes))
+            loader.close()
+
+
+def test_load_checkpoint_refuses_a_file_that_is_not_safetensors(tmp_path: Path) -> None:
+    import load_checkpoint  # noqa: E402
+
+    path = tmp_path / "junk.bin"
+    path.write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    with open(path, "rb", buffering=0) as f, pytest.raises(ValueError, match=r"^not a safetensors file"):
+        load_checkpoint.read_index(f)
+
+
+def test_load_checkpoint_main_prints_the_table_for_a_given_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import load_checkpoint  # noqa: E402
+
+    path = str(tmp_path / "model.safetensors")
+    load_checkpoint.write_checkpoint(path, layers=1, d_model=64, vocab=256, context=64)
+    assert 0 == load_checkpoint.main(["--file", path, "--loads", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["method", "1st", "load"]
+    assert [line.split()[0] for line in out[1:4]] == list(load_checkpoint.METHODS)
+    assert out[4].endswith("16 tensors, 2 loads)")
