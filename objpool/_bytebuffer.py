@@ -22,7 +22,7 @@ from ._errors import BufferFullError
 from ._validate import as_byte_view, check_int, reject
 from ._views import remember
 
-__all__ = ["ByteBuffer", "SupportsReadinto", "SupportsRecvInto"]
+__all__ = ["ByteBuffer", "SupportsReadinto", "SupportsRecvInto", "writable_memory"]
 
 
 class SupportsReadinto(Protocol):
@@ -35,6 +35,32 @@ class SupportsRecvInto(Protocol):
     """A socket."""
 
     def recv_into(self, buffer: memoryview, /) -> int: ...
+
+
+def writable_memory(memory: Buffer, capacity: int) -> memoryview:
+    """`memory` as a flat writable view of exactly `capacity` bytes: `ByteBuffer(memory=...)`'s check.
+
+    Raises:
+        TypeError: `memory` is not a buffer, or is read-only.
+        ValueError: `memory` is not C-contiguous, or not `capacity` bytes long.
+    """
+    try:
+        view = memoryview(memory)
+    except TypeError:
+        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
+    if view.readonly:
+        view.release()
+        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
+    if not view.c_contiguous:
+        view.release()
+        reject(ValueError, "memory", "C-contiguous", memory)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    if view.nbytes != capacity:
+        n = view.nbytes
+        view.release()
+        raise ValueError(f"memory must be {capacity} bytes (the capacity), got {n}")
+    return view
 
 
 class ByteBuffer:
@@ -52,19 +78,28 @@ class ByteBuffer:
 
     __slots__ = ("_base", "_data", "_dirty", "_len", "_views", "_zero")
 
-    def __init__(self, capacity: int, *, zero_on_reset: bool = False) -> None:
-        """Allocate `capacity` bytes once.
+    def __init__(self, capacity: int, *, zero_on_reset: bool = False, memory: Buffer | None = None) -> None:
+        """Allocate `capacity` bytes once, or sit on `memory` (exactly `capacity` bytes).
 
         `zero_on_reset=True` wipes every byte a user could have written on each
-        `reset()`, so one user's data never reaches the next.
+        `reset()`, so one user's data never reaches the next. `memory` is any writable
+        buffer, an `mmap` (pinned, shared) for instance; the buffer keeps it referenced and
+        exported (so it cannot be resized or closed) for as long as the buffer lives, and
+        starts empty whatever the memory holds.
 
         Raises:
-            TypeError: `capacity` is not an int.
-            ValueError: `capacity < 0`.
+            TypeError: `capacity` is not an int, or `memory` not a writable buffer.
+            ValueError: `capacity < 0`, or `memory` is not `capacity` contiguous bytes.
         """
         check_int("capacity", capacity)
-        self._data = bytearray(capacity)
-        self._base = memoryview(self._data)  # never handed out; handed views are slices
+        if memory is None:
+            data = bytearray(capacity)
+            self._data: object = data
+            self._base = memoryview(data)
+        else:
+            self._data = memory
+            self._base = writable_memory(memory, capacity)
+        # _base is never handed out; handed views are slices of it
         self._len = 0
         self._zero = bool(zero_on_reset)
         self._dirty = 0  # bytes from offset 0 that a user may have written
@@ -73,12 +108,12 @@ class ByteBuffer:
     @property
     def capacity(self) -> int:
         """Bytes of memory, fixed at construction."""
-        return len(self._data)
+        return self._base.nbytes
 
     @property
     def free(self) -> int:
         """Bytes that can still be written."""
-        return len(self._data) - self._len
+        return self._base.nbytes - self._len
 
     @property
     def zero_on_reset(self) -> bool:
@@ -102,7 +137,7 @@ class ByteBuffer:
         with as_byte_view(data) as src:
             n = src.nbytes
             start = self._len
-            if n > len(self._data) - start:
+            if n > self._base.nbytes - start:
                 raise BufferFullError(f"cannot write {n} bytes: {self!r} has {self.free} free")
             self._base[start : start + n] = src
         self._len = start + n
@@ -123,7 +158,7 @@ class ByteBuffer:
         check_int("n", n)
         start = self._len
         end = start + n
-        if end > len(self._data):
+        if end > self._base.nbytes:
             raise BufferFullError(f"cannot reserve {n} bytes: {self!r} has {self.free} free")
         self._len = end
         if end > self._dirty:
@@ -132,7 +167,7 @@ class ByteBuffer:
 
     def writable(self) -> memoryview:
         """A writable view of the free space; call `commit(n)` after filling `n` bytes."""
-        self._dirty = len(self._data)  # the caller may write any of it
+        self._dirty = self._base.nbytes  # the caller may write any of it
         return self._track(self._base[self._len :])
 
     def commit(self, n: int) -> None:
@@ -143,7 +178,7 @@ class ByteBuffer:
             TypeError, ValueError: `n` is not an int >= 0.
         """
         check_int("n", n)
-        if n > len(self._data) - self._len:
+        if n > self._base.nbytes - self._len:
             raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
         self._len += n
         if self._len > self._dirty:  # committed bytes are writable through view()
@@ -163,13 +198,13 @@ class ByteBuffer:
                 reports a broken raw stream); the length is unchanged.
         """
         start = self._len
-        space = len(self._data) - start
+        space = self._base.nbytes - start
         if not space:
             raise BufferFullError(f"cannot read: {self!r} is full")
         read = getattr(source, "readinto", None) or getattr(source, "recv_into", None)
         if read is None:
             reject(TypeError, "source", "a binary file or a socket (readinto() or recv_into())", source)
-        self._dirty = len(self._data)  # the source may write anywhere in the space it is given
+        self._dirty = self._base.nbytes  # the source may write anywhere in the space it is given
         target = self._base[start:]
         try:
             n: object = read(target)
@@ -211,7 +246,7 @@ class ByteBuffer:
             return bytes(filled)
 
     def __repr__(self) -> str:
-        return f"<ByteBuffer {self._len}/{len(self._data)} bytes>"
+        return f"<ByteBuffer {self._len}/{self._base.nbytes} bytes>"
 
     def __copy__(self) -> NoReturn:
         raise TypeError("ByteBuffer cannot be copied (the copy would share its memory); use bytes(buf)")

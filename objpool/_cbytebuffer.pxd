@@ -1,7 +1,7 @@
 # The compiled ByteBuffer's C interface, cimported by PooledBuffer's and SizedPool's twins.
 
 cdef class ByteBuffer:
-    cdef bytearray _data
+    cdef object _data  # a bytearray of our own, or the memory given to __init__
     cdef object _base  # memoryview of _data: never handed out; handed views are slices
     cdef Py_ssize_t _size
     cdef Py_ssize_t _len

@@ -8,6 +8,7 @@ them.
 """
 
 from objpool._errors import BufferFullError
+from objpool._bytebuffer import writable_memory
 from objpool._validate import as_byte_view, check_int, reject
 from objpool._views import remember
 
@@ -47,20 +48,27 @@ cdef class ByteBuffer:
     # (handed views are slices of it); _size; _len; _dirty, the bytes from offset 0 a user
     # may have written; _zero; _views.
 
-    def __init__(self, capacity, *, zero_on_reset=False):
-        """Allocate `capacity` bytes once.
+    def __init__(self, capacity, *, zero_on_reset=False, memory=None):
+        """Allocate `capacity` bytes once, or sit on `memory` (exactly `capacity` bytes).
 
         `zero_on_reset=True` wipes every byte a user could have written on each
-        `reset()`, so one user's data never reaches the next.
+        `reset()`, so one user's data never reaches the next. `memory` is any writable
+        buffer, an `mmap` (pinned, shared) for instance; the buffer keeps it referenced and
+        exported (so it cannot be resized or closed) for as long as the buffer lives, and
+        starts empty whatever the memory holds.
 
         Raises:
-            TypeError: `capacity` is not an int.
-            ValueError: `capacity < 0`.
+            TypeError: `capacity` is not an int, or `memory` not a writable buffer.
+            ValueError: `capacity < 0`, or `memory` is not `capacity` contiguous bytes.
         """
         check_int("capacity", capacity)
-        self._data = bytearray(capacity)
-        self._base = memoryview(self._data)
-        self._size = len(self._data)
+        if memory is None:
+            self._data = bytearray(capacity)
+            self._base = memoryview(self._data)
+        else:
+            self._data = memory
+            self._base = writable_memory(memory, capacity)
+        self._size = capacity
         self._len = 0
         self._zero = bool(zero_on_reset)
         self._dirty = 0

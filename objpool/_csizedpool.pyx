@@ -91,6 +91,7 @@ cdef class SizedPoolCore:
     cdef public Py_ssize_t _max_size
     cdef public Py_ssize_t _min_shift
     cdef public double _next_sweep
+    cdef public bint _pinned
     cdef public Py_ssize_t _retained
     cdef public bint _zero
 
@@ -136,7 +137,10 @@ cdef class SizedPoolCore:
         finally:
             lock.give()
         if buffer is None:  # allocated outside the lock
-            buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+            if self._pinned:
+                buffer = self._new_pinned(size_class.size)
+            else:
+                buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
         ref = OwnedRef.__new__(OwnedRef)
         ref._pool = self
         ref._value = buffer

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 from ._bytebuffer import ByteBuffer
 from ._compiled import COMPILED
 from ._errors import ForeignRefError, StaleRefError
+from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
 from ._validate import check_int, reject
 from ._warn import allocation_site, warn_user
@@ -73,6 +75,8 @@ class SizedPoolStats:
     """`get(n)` calls with `n > max_size`: served by a fresh buffer that is never kept."""
     leaks: int
     """Handles garbage-collected while live (each raised a `ResourceWarning`)."""
+    pinned: int
+    """Bytes of this pool's buffers locked in RAM now (lent or idle); 0 unless `pinned=True`."""
 
 
 class _SizeClass:
@@ -107,6 +111,7 @@ class _SizedPoolCore:
         "_max_size",
         "_min_shift",
         "_next_sweep",
+        "_pinned",
         "_retained",
         "_zero",
     )
@@ -117,6 +122,7 @@ class _SizedPoolCore:
     _max_size: int
     _min_shift: int  # log2(min_size)
     _next_sweep: float
+    _pinned: bool
     _retained: int
     _zero: bool
 
@@ -149,7 +155,10 @@ class _SizedPoolCore:
             if lent > size_class.high_water:
                 size_class.high_water = lent
         if buffer is None:  # allocated outside the lock
-            buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+            if self._pinned:
+                buffer = self._new_pinned(size_class.size)
+            else:
+                buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
         return handle_for(self, buffer, k)
 
     def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
@@ -197,6 +206,9 @@ class _SizedPoolCore:
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
         raise NotImplementedError  # SizedPool's
 
+    def _new_pinned(self, size: int) -> ByteBuffer:
+        raise NotImplementedError  # SizedPool's
+
     def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
         raise NotImplementedError  # SizedPool's
 
@@ -237,6 +249,11 @@ class SizedPool(_SizedPoolCore):
     the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
     `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
 
+    `pinned=True` puts every buffer on anonymous `mmap` memory locked in RAM (`mlock`), so
+    it is never swapped out. Where locking fails (a low `RLIMIT_MEMLOCK`, no permission, no
+    `mlock`) the buffer uses ordinary memory instead and the pool warns once
+    (`RuntimeWarning`); `stats().pinned` says how many bytes are locked.
+
     Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
     """
 
@@ -246,6 +263,9 @@ class SizedPool(_SizedPoolCore):
         "_max_idle_s",
         "_oversize",
         "_oversize_lent",
+        "_pin_warned",
+        "_pinned_made",
+        "_unpinned",
         "__weakref__",
     )
 
@@ -257,6 +277,7 @@ class SizedPool(_SizedPoolCore):
         max_retained: int | None = None,
         max_idle_s: float = DEFAULT_MAX_IDLE_S,
         zero_on_reset: bool = False,
+        pinned: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
@@ -280,6 +301,10 @@ class SizedPool(_SizedPoolCore):
         self._max_retained = max_retained
         self._max_idle_s = float(max_idle_s)
         self._zero = bool(zero_on_reset)
+        self._pinned = bool(pinned)
+        self._pinned_made = 0  # bytes
+        self._unpinned: list[int] = []  # bytes of pinned blocks freed since, appended by finalizers
+        self._pin_warned = False
         self._clock = clock
         self._lock = _Lock()
         self._retained = 0
@@ -322,9 +347,29 @@ class SizedPool(_SizedPoolCore):
         with self._lock:
             self._oversize += 1
             self._oversize_lent += n
+        buffer = self._new_pinned(n) if self._pinned else ByteBuffer(n, zero_on_reset=self._zero)
         # The handle's index says "oversize, n bytes" (past the class indices), so that a
         # release or a leak knows the size without the buffer.
-        return handle_for(self, ByteBuffer(n, zero_on_reset=self._zero), len(self._classes) + n)
+        return handle_for(self, buffer, len(self._classes) + n)
+
+    def _new_pinned(self, size: int) -> ByteBuffer:
+        """A buffer on memory locked in RAM; on ordinary memory, with one warning, if locking fails."""
+        block = pinned_block(size)
+        if block is None:
+            if not self._pin_warned:
+                self._pin_warned = True
+                warn_user(
+                    f"{self!r} could not pin {size} bytes ({mlock_error()}); its buffers use ordinary "
+                    "memory until locking works again",
+                    RuntimeWarning,
+                )
+            return ByteBuffer(size, zero_on_reset=self._zero)
+        with self._lock:
+            self._pinned_made += size
+        # Counted back when the block is freed, wherever that happens (evicted, trimmed,
+        # leaked, or an oversize buffer returned): in the collector, so only an append.
+        weakref.finalize(block, self._unpinned.append, size)
+        return ByteBuffer(size, zero_on_reset=self._zero, memory=block)
 
     def _evict_oldest(self) -> ByteBuffer:
         """Under the lock: take out the idle buffer returned longest ago, in any class."""
@@ -417,12 +462,15 @@ class SizedPool(_SizedPoolCore):
                 )
                 for c in self._classes
             )
+            while self._unpinned:
+                self._pinned_made -= self._unpinned.pop()
             return SizedPoolStats(
                 classes=classes,
                 retained=self._retained,
                 lent=sum(c.lent for c in classes) + self._oversize_lent,
                 oversize=self._oversize,
                 leaks=self._leaks,
+                pinned=self._pinned_made,
             )
 
     def __copy__(self) -> NoReturn:

@@ -296,3 +296,55 @@ def test_writes_concatenate_until_full(chunks: list[bytes], capacity: int) -> No
                 buf.write(chunk)
         assert bytes(buf) == expected
         assert len(buf) + buf.free == capacity
+
+
+# -- ByteBuffer on memory of your own --------------------------------------------------------
+
+
+def test_a_buffer_on_given_memory_writes_into_that_memory() -> None:
+    memory = bytearray(8)
+    buf = ByteBuffer(8, memory=memory)
+    buf.write(b"abc")
+    assert (b"abc", b"abc\0\0\0\0\0", 8) == (bytes(buf), bytes(memory), buf.capacity)
+    buf.reset()
+    assert (0, b"abc") == (len(buf), bytes(memory[:3])), "reset keeps the bytes, as on its own memory"
+
+
+def test_a_buffer_on_an_mmap_keeps_every_guarantee() -> None:
+    import mmap
+
+    block = mmap.mmap(-1, 4096)
+    buf = ByteBuffer(4096, zero_on_reset=True, memory=block)
+    assert 4096 == buf.readinto(io.BytesIO(b"x" * 5000))
+    view = buf.view()
+    with pytest.raises(BufferError):
+        block.close()  # exported while the buffer lives: it cannot go away under the buffer
+    buf.reset()
+    with pytest.raises(ValueError):
+        bytes(view)  # released by reset(), as ever
+    assert bytes(4096) == block[:], "zero_on_reset wiped the mmap"
+    del buf, view
+    block.close()
+
+
+def test_memory_of_another_item_size_is_taken_as_bytes() -> None:
+    import array
+
+    memory = array.array("i", [0, 0])
+    buf = ByteBuffer(memory.itemsize * 2, memory=memory)
+    buf.write(b"\x01\x00\x00\x00")
+    assert 1 == memory[0]
+
+
+@pytest.mark.parametrize(
+    ("memory", "error", "message"),
+    [
+        (b"12345678", TypeError, r"^memory must be a writable buffer \(a bytearray, an mmap\.\.\.\), got bytes b'12345678'$"),
+        (5, TypeError, r"^memory must be a writable buffer \(a bytearray, an mmap\.\.\.\), got int 5$"),
+        (bytearray(7), ValueError, r"^memory must be 8 bytes \(the capacity\), got 7$"),
+        (memoryview(bytearray(16))[::2], ValueError, r"^memory must be C-contiguous, got memoryview"),
+    ],
+)
+def test_memory_that_cannot_hold_the_buffer_is_refused(memory: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        ByteBuffer(8, memory=memory)  # type: ignore[arg-type]  # deliberately bad

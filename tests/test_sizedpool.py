@@ -342,3 +342,90 @@ def test_stats_types() -> None:
     assert_type(stats, SizedPoolStats)
     assert_type(stats.classes[0], SizeClassStats)
     assert "<SizedPool 4096..16384 bytes, 0 retained of 65536>" == repr(small_pool())
+
+
+# -- pinned memory ---------------------------------------------------------------------------
+
+
+def test_pinned_buffers_sit_on_locked_memory_and_are_counted_until_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import objpool._pinned as pinned
+
+    locked: list[int] = []
+
+    def lock(address: int, size: int) -> int:
+        locked.append(size)
+        return 0
+
+    monkeypatch.setattr(pinned, "_mlock", lock)
+    pool = small_pool(pinned=True)
+    ref = pool.get(5000)
+    buf = ref.value
+    assert ([8 * KiB], 8 * KiB) == (locked, pool.stats().pinned)
+    buf.write(b"pinned")
+    assert b"pinned" == bytes(buf)
+    ref.release()
+    del ref, buf
+    assert 8 * KiB == pool.stats().pinned, "idle in the pool: still locked, still counted"
+    big = pool.get(20 * KiB)  # oversize buffers are pinned too
+    assert 28 * KiB == pool.stats().pinned
+    big.release()
+    del big
+    pool.trim()
+    gc.collect()
+    assert 0 == pool.stats().pinned
+
+
+def test_a_failing_mlock_falls_back_to_ordinary_memory_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+    import warnings
+
+    import objpool._pinned as pinned
+
+    def refuse(address: int, size: int) -> int:
+        ctypes.set_errno(errno.ENOMEM)
+        return -1
+
+    monkeypatch.setattr(pinned, "_mlock", refuse)
+    pool = small_pool(pinned=True)
+    with pytest.warns(RuntimeWarning, match=r"could not pin 4096 bytes \(mlock failed: Cannot allocate memory \(errno 12\); see RLIMIT_MEMLOCK"):
+        first = pool.get(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would fail here
+        second = pool.get(1)
+    for ref in (first, second):
+        ref.value.write(b"ordinary")
+        assert b"ordinary" == bytes(ref.value)
+        ref.release()
+    assert 0 == pool.stats().pinned
+
+
+def test_pinned_memory_is_really_locked_where_the_system_allows_it() -> None:
+    """On Linux, /proc/self/status counts locked memory (VmLck): it grows by the buffer."""
+    import warnings
+
+    from objpool._pinned import pinned_block
+
+    def locked_kib() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmLck:"))
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmLck is Linux's")
+    probe = pinned_block(4096)
+    can_pin = probe is not None
+    if probe is not None:
+        probe.close()  # unlocked again before the count starts
+    pool = small_pool(pinned=True)
+    before = locked_kib()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = pool.get(16 * KiB)
+    if not can_pin:  # no permission, or a low RLIMIT_MEMLOCK: the documented fallback
+        assert [RuntimeWarning] == [w.category for w in caught]
+        assert 0 == pool.stats().pinned
+    else:
+        assert [] == caught
+        assert locked_kib() - before == 16
+        assert 16 * KiB == pool.stats().pinned
+    ref.release()
