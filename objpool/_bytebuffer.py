@@ -76,7 +76,7 @@ class ByteBuffer:
     of the memory that `reset()` cannot reach: drop it before you release the buffer.
     """
 
-    __slots__ = ("_base", "_data", "_dirty", "_len", "_views", "_zero")
+    __slots__ = ("_base", "_data", "_dirty", "_len", "_size", "_views", "_zero")
 
     def __init__(self, capacity: int, *, zero_on_reset: bool = False, memory: Buffer | None = None) -> None:
         """Allocate `capacity` bytes once, or sit on `memory` (exactly `capacity` bytes).
@@ -91,7 +91,7 @@ class ByteBuffer:
             TypeError: `capacity` is not an int, or `memory` not a writable buffer.
             ValueError: `capacity < 0`, or `memory` is not `capacity` contiguous bytes.
         """
-        check_int("capacity", capacity)
+        capacity = check_int("capacity", capacity)
         if memory is None:
             data = bytearray(capacity)
             self._data: object = data
@@ -100,6 +100,7 @@ class ByteBuffer:
             self._data = memory
             self._base = writable_memory(memory, capacity)
         # _base is never handed out; handed views are slices of it
+        self._size = capacity  # one slot read where len(self._data) was a call
         self._len = 0
         self._zero = bool(zero_on_reset)
         self._dirty = 0  # bytes from offset 0 that a user may have written
@@ -108,12 +109,12 @@ class ByteBuffer:
     @property
     def capacity(self) -> int:
         """Bytes of memory, fixed at construction."""
-        return self._base.nbytes
+        return self._size
 
     @property
     def free(self) -> int:
         """Bytes that can still be written."""
-        return self._base.nbytes - self._len
+        return self._size - self._len
 
     @property
     def zero_on_reset(self) -> bool:
@@ -137,7 +138,7 @@ class ByteBuffer:
         with as_byte_view(data) as src:
             n = src.nbytes
             start = self._len
-            if n > self._base.nbytes - start:
+            if n > self._size - start:
                 raise BufferFullError(f"cannot write {n} bytes: {self!r} has {self.free} free")
             self._base[start : start + n] = src
         self._len = start + n
@@ -158,7 +159,7 @@ class ByteBuffer:
         check_int("n", n)
         start = self._len
         end = start + n
-        if end > self._base.nbytes:
+        if end > self._size:
             raise BufferFullError(f"cannot reserve {n} bytes: {self!r} has {self.free} free")
         self._len = end
         if end > self._dirty:
@@ -167,7 +168,7 @@ class ByteBuffer:
 
     def writable(self) -> memoryview:
         """A writable view of the free space; call `commit(n)` after filling `n` bytes."""
-        self._dirty = self._base.nbytes  # the caller may write any of it
+        self._dirty = self._size  # the caller may write any of it
         return self._track(self._base[self._len :])
 
     def commit(self, n: int) -> None:
@@ -178,7 +179,7 @@ class ByteBuffer:
             TypeError, ValueError: `n` is not an int >= 0.
         """
         check_int("n", n)
-        if n > self._base.nbytes - self._len:
+        if n > self._size - self._len:
             raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
         self._len += n
         if self._len > self._dirty:  # committed bytes are writable through view()
@@ -198,13 +199,13 @@ class ByteBuffer:
                 reports a broken raw stream); the length is unchanged.
         """
         start = self._len
-        space = self._base.nbytes - start
+        space = self._size - start
         if not space:
             raise BufferFullError(f"cannot read: {self!r} is full")
         read = getattr(source, "readinto", None) or getattr(source, "recv_into", None)
         if read is None:
             reject(TypeError, "source", "a binary file or a socket (readinto() or recv_into())", source)
-        self._dirty = self._base.nbytes  # the source may write anywhere in the space it is given
+        self._dirty = self._size  # the source may write anywhere in the space it is given
         target = self._base[start:]
         try:
             n: object = read(target)
@@ -246,7 +247,7 @@ class ByteBuffer:
             return bytes(filled)
 
     def __repr__(self) -> str:
-        return f"<ByteBuffer {self._len}/{self._base.nbytes} bytes>"
+        return f"<ByteBuffer {self._len}/{self._size} bytes>"
 
     def __copy__(self) -> NoReturn:
         raise TypeError("ByteBuffer cannot be copied (the copy would share its memory); use bytes(buf)")

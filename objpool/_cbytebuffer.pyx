@@ -61,7 +61,7 @@ cdef class ByteBuffer:
             TypeError: `capacity` is not an int, or `memory` not a writable buffer.
             ValueError: `capacity < 0`, or `memory` is not `capacity` contiguous bytes.
         """
-        check_int("capacity", capacity)
+        capacity = check_int("capacity", capacity)
         if memory is None:
             self._data = bytearray(capacity)
             self._base = memoryview(self._data)
