@@ -245,7 +245,8 @@ class SizedPool(_SizedPoolCore):
     what the pool keeps.
 
     At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
-    buffers idle longest are freed first. A buffer idle longer than `max_idle_s` is freed by
+    buffers idle longest are freed first, except that a returned buffer larger than half of
+    `max_retained` is dropped rather than evict others to make room. A buffer idle longer than `max_idle_s` is freed by
     the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
     `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
 
@@ -333,7 +334,11 @@ class SizedPool(_SizedPoolCore):
         freed: list[ByteBuffer] = []  # freed after the lock is released
         with self._lock:
             size = size_class.size
-            if size > self._max_retained:
+            room = self._max_retained - self._retained
+            if size > self._max_retained or (2 * size > self._max_retained and size > room):
+                # Too big to keep, or big enough that keeping it would cost more than half
+                # the budget in other buffers: dropped (the bench's eviction trace: this
+                # allocates the fewest bytes of the policies tried).
                 size_class.evictions += 1
             else:
                 while self._retained + size > self._max_retained:

@@ -219,19 +219,35 @@ def test_views_of_a_returned_buffer_are_released() -> None:
 
 def test_retention_stays_within_max_retained_evicting_the_longest_idle_first() -> None:
     clock = FakeClock()
-    pool = small_pool(max_retained=24 * KiB, clock=clock)
-    refs = [pool.get(4 * KiB), pool.get(8 * KiB), pool.get(16 * KiB), pool.get(4 * KiB)]
-    for ref in refs:  # returned at 1000, 1001, 1002, 1003
+    pool = small_pool(max_retained=32 * KiB, clock=clock)
+    sizes = [4 * KiB, 8 * KiB, 16 * KiB, 8 * KiB, 16 * KiB]
+    refs = [pool.get(n) for n in sizes]
+    for ref in refs:  # returned at 1000, 1001, 1002, 1003, 1004
         ref.release()
         clock.now += 1
-    # The 16 KiB one (1002) pushed out the 4 KiB one (1000), the last 4 KiB one (1003) the
-    # 8 KiB one (1001): the longest idle go first, whatever their class.
+    # The second 8 KiB one (1003) pushed out the 4 KiB one (1000); the second 16 KiB one
+    # (1004) the first 8 KiB (1001) and 16 KiB (1002) ones: the longest idle go first,
+    # whatever their class.
     stats = pool.stats()
-    assert stats.retained <= 24 * KiB
-    assert [(4 * KiB, 1, 4 * KiB), (8 * KiB, 1, 0), (16 * KiB, 0, 16 * KiB)] == [
+    assert [(4 * KiB, 1, 0), (8 * KiB, 1, 8 * KiB), (16 * KiB, 1, 16 * KiB)] == [
         (c.size, c.evictions, c.retained) for c in stats.classes
     ]
-    assert 20 * KiB == stats.retained
+    assert 24 * KiB == stats.retained
+
+
+def test_a_buffer_over_half_the_budget_is_dropped_rather_than_evict_others() -> None:
+    pool = small_pool(max_retained=24 * KiB)
+    refs = [pool.get(4 * KiB), pool.get(8 * KiB), pool.get(16 * KiB)]
+    for ref in refs:
+        ref.release()
+    stats = pool.stats()
+    assert [(0, 4 * KiB), (0, 8 * KiB), (1, 0)] == [(c.evictions, c.retained) for c in stats.classes]
+    with pool.get(16 * KiB):
+        pass  # still no room for it without evicting: dropped again
+    with pool.get(4 * KiB), pool.get(8 * KiB):
+        pass  # the small ones were kept, and are reused
+    stats = pool.stats()
+    assert (2, 2) == (stats.classes[2].evictions, stats.classes[0].hits + stats.classes[1].hits)
 
 
 def test_a_buffer_larger_than_max_retained_is_dropped_on_return() -> None:

@@ -94,8 +94,10 @@ class SizedPoolMachine(RuleBasedStateMachine):
             return
         k = CLASSES.index(buf.capacity)
         self.lent[k] -= 1
-        if buf.capacity > self.max_retained:
-            self.evictions[k] += 1
+        size = buf.capacity
+        room = self.max_retained - self.retained()
+        if size > self.max_retained or (2 * size > self.max_retained and size > room):
+            self.evictions[k] += 1  # dropped: too big, or worth over half the budget in evictions
         else:
             while self.retained() + buf.capacity > self.max_retained:
                 oldest = min((i for i in range(len(CLASSES)) if self.idle[i]), key=lambda i: self.idle[i][0][0])
