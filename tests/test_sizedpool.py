@@ -445,3 +445,18 @@ def test_pinned_memory_is_really_locked_where_the_system_allows_it() -> None:
         assert locked_kib() - before == 16
         assert 16 * KiB == pool.stats().pinned
     ref.release()
+
+
+def test_the_default_clock_stamps_returned_buffers_with_time_monotonic() -> None:
+    """The compiled build reads the default clock in C: it must be time.monotonic's."""
+    import time
+
+    pool = SizedPool(min_size=4 * KiB, max_size=8 * KiB)
+    before = time.monotonic()
+    with pool.get(1):
+        pass
+    after = time.monotonic()
+    [(stamp, _)] = pool._classes[0].idle
+    assert before - 0.001 <= stamp <= after + 0.001
+    assert 0 == pool.trim(3600), "idle for a moment, not an hour"
+    assert 4 * KiB == pool.trim()
