@@ -62,6 +62,7 @@ FRESH_FILL: Final = "fresh bytearray(n) + readinto"
 POOLED_FILL: Final = "SizedPool.get(n) + readinto + release"
 ONE_THREAD: Final = "SizedPool, 1 thread"
 TWO_THREADS: Final = "SizedPool, 2 threads sharing it"
+FOUR_THREADS: Final = "SizedPool, 4 threads sharing it"
 
 
 def _size_name(size: int) -> str:
@@ -303,10 +304,14 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     threads = run_group(
         Group(
             "threads",
-            "4 KiB get+put, 1 and 2 threads sharing one pool (wall time)",
+            "4 KiB get+put, 1, 2 and 4 threads sharing one pool (wall time)",
             "cycle",
             ONE_THREAD,
-            [Contestant(ONE_THREAD, _threads(1)), Contestant(TWO_THREADS, _threads(2))],
+            [
+                Contestant(ONE_THREAD, _threads(1)),
+                Contestant(TWO_THREADS, _threads(2)),
+                Contestant(FOUR_THREADS, _threads(4)),
+            ],
         ),
         settings,
         progress,
@@ -338,9 +343,11 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
         )
     result.summary.append("SizedPool get + readinto 1 MiB + put vs bytearray + readinto: " + "; ".join(fill_parts) + ".")
     ratio = threads.row(TWO_THREADS).median / threads.row(ONE_THREAD).median
+    four = threads.row(FOUR_THREADS).median / threads.row(ONE_THREAD).median
     result.summary.append(
         f"SizedPool, 2 threads sharing one pool: {format_time(threads.row(TWO_THREADS).median)} per op = {ratio:.2f}x one "
-        f"thread's {format_time(threads.row(ONE_THREAD).median)}, wall time (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})."
+        f"thread's {format_time(threads.row(ONE_THREAD).median)}, wall time (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'}); "
+        f"4 threads: {format_time(threads.row(FOUR_THREADS).median)} = {four:.2f}x."
     )
     eviction = _eviction_lines(settings)
     result.notes.extend(eviction)
