@@ -301,12 +301,15 @@ class Sv2Protocol(asyncio.BufferedProtocol):
         self._memory_task = loop.create_task(self._await_memory(buffer))
 
     async def _await_memory(self, buffer: PooledBuffer) -> None:
+        """Wait in the pool's line for the next frame's `ByteBuffer`, then resume reading.
+
+        A cancellation (the connection ended) propagates from the wait: the pool's line
+        passes on a buffer handed over at that moment, and `connection_lost()` cleans up.
+        """
         try:
             ref = await buffer.pool.acquire(buffer.timeout)
         except (PoolExhaustedError, PoolClosedError):
             ref = None
-        # Cancelled (the connection ended): the pool's line passed any buffer on, and
-        # connection_lost() has cleaned up; nothing more to do here.
         self._memory_task = None
         if self._transport is None:  # the connection ended as the buffer came
             if ref is not None:
