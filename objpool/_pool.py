@@ -418,6 +418,8 @@ _SOLE_HOLDER = _sole_holder_count()
 def handle_for(lender: _Lender, value: T, index: int) -> OwnedRef[T]:
     """A live handle on `value` lent by `lender` (a `SizedPool`); `index` >= 0 is the lender's
     to read back when the handle comes home (`end_handle`)."""
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
     ref: OwnedRef[T] = OwnedRef()
     ref._pool = lender
     ref._value = value

@@ -26,7 +26,7 @@ from ._compiled import COMPILED
 from ._errors import ForeignRefError, StaleRefError
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
-from ._validate import check_int, reject
+from ._validate import check_int, check_seconds, reject
 from ._warn import allocation_site, warn_user
 
 __all__ = ["DEFAULT_MAX_IDLE_S", "SizeClassStats", "SizedPool", "SizedPoolStats"]
@@ -246,9 +246,10 @@ class SizedPool(_SizedPoolCore):
 
     At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
     buffers idle longest are freed first, except that a returned buffer larger than half of
-    `max_retained` is dropped rather than evict others to make room. A buffer idle longer than `max_idle_s` is freed by
-    the pool's own sweep, which runs inside `get`/`deallocate` at most every quarter of
-    `max_idle_s` (no background thread), or at once by `trim()`. `clock` is for tests.
+    `max_retained` is dropped rather than evict others to make room. A buffer idle longer
+    than `max_idle_s` is freed by the pool's own sweep, which runs inside a later release at
+    most every quarter of `max_idle_s` (no background thread), or at once by `trim()`.
+    `clock` is for tests.
 
     `pinned=True` puts every buffer on anonymous `mmap` memory locked in RAM (`mlock`), so
     it is never swapped out. Where locking fails (a low `RLIMIT_MEMLOCK`, no permission, no
@@ -290,17 +291,14 @@ class SizedPool(_SizedPoolCore):
         if max_retained is None:
             max_retained = 4 * max_size
         check_int("max_retained", max_retained)
-        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
-            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
-        if not max_idle_s > 0:
-            reject(ValueError, "max_idle_s", "> 0", max_idle_s)
+        max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=False)
         if not callable(clock):
             reject(TypeError, "clock", "a callable returning seconds", clock)
         self._min_shift = min_size.bit_length() - 1
         self._max_size = max_size
         self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]
         self._max_retained = max_retained
-        self._max_idle_s = float(max_idle_s)
+        self._max_idle_s = max_idle_s
         self._zero = bool(zero_on_reset)
         self._pinned = bool(pinned)
         self._pinned_made = 0  # bytes
@@ -399,10 +397,7 @@ class SizedPool(_SizedPoolCore):
     def trim(self, max_idle_s: float = 0.0) -> int:
         """Free every buffer idle for longer than `max_idle_s` seconds (0: every idle one);
         return the bytes freed."""
-        if isinstance(max_idle_s, bool) or not isinstance(max_idle_s, (int, float)):
-            reject(TypeError, "max_idle_s", "a number of seconds", max_idle_s)
-        if max_idle_s < 0:
-            reject(ValueError, "max_idle_s", ">= 0", max_idle_s)
+        max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=True)
         freed: list[ByteBuffer] = []
         now = self._clock()
         with self._lock:

@@ -12,7 +12,15 @@ from typing import NoReturn
 
 from typing_extensions import Buffer
 
-__all__ = ["as_byte_view", "check_callable", "check_int", "check_optional_str", "check_timeout", "reject"]
+__all__ = [
+    "as_byte_view",
+    "check_callable",
+    "check_int",
+    "check_optional_str",
+    "check_seconds",
+    "check_timeout",
+    "reject",
+]
 
 
 def reject(exc_type: type[Exception], name: str, rule: str, value: object) -> NoReturn:
@@ -69,6 +77,20 @@ def check_timeout(name: str, value: object) -> float | None:
         reject(TypeError, name, "a number or None", value)
     if not value > 0:  # NaN too
         reject(ValueError, name, "> 0", value)
+    return float(value)
+
+
+def check_seconds(name: str, value: object, *, zero_ok: bool) -> float:
+    """Return a duration as a float: > 0, or >= 0 with `zero_ok`.
+
+    Raises:
+        TypeError: `value` is not a number (a bool is refused).
+        ValueError: `value` is below the bound, or NaN.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        reject(TypeError, name, "a number of seconds", value)
+    if not (value >= 0 if zero_ok else value > 0):  # NaN fails both
+        reject(ValueError, name, ">= 0" if zero_ok else "> 0", value)
     return float(value)
 
 

@@ -97,6 +97,7 @@ def test_bad_sizes_are_refused(n: object, error: type[Exception], message: str) 
         ({"min_size": 8192, "max_size": 4096}, ValueError, r"^max_size must be >= min_size \(8192\), got int 4096$"),
         ({"max_retained": -1}, ValueError, r"^max_retained must be >= 0, got int -1$"),
         ({"max_idle_s": 0}, ValueError, r"^max_idle_s must be > 0, got int 0$"),
+        ({"max_idle_s": float("nan")}, ValueError, r"^max_idle_s must be > 0, got float nan$"),
         ({"max_idle_s": "1"}, TypeError, r"^max_idle_s must be a number of seconds, got str '1'$"),
         ({"clock": 5}, TypeError, r"^clock must be a callable returning seconds, got int 5$"),
     ],
@@ -286,7 +287,11 @@ def test_trim_frees_what_was_idle_longer_than_asked() -> None:
 
 @pytest.mark.parametrize(
     ("value", "error", "message"),
-    [(-1, ValueError, r"^max_idle_s must be >= 0, got int -1$"), (None, TypeError, r"^max_idle_s must be a number")],
+    [
+        (-1, ValueError, r"^max_idle_s must be >= 0, got int -1$"),
+        (float("nan"), ValueError, r"^max_idle_s must be >= 0, got float nan$"),
+        (None, TypeError, r"^max_idle_s must be a number"),
+    ],
 )
 def test_trim_refuses_bad_ages(value: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
@@ -460,3 +465,10 @@ def test_the_default_clock_stamps_returned_buffers_with_time_monotonic() -> None
     assert before - 0.001 <= stamp <= after + 0.001
     assert 0 == pool.trim(3600), "idle for a moment, not an hour"
     assert 4 * KiB == pool.trim()
+
+
+def test_a_handle_cannot_be_made_already_dead_in_either_build() -> None:
+    from objpool._pool import handle_for
+
+    with pytest.raises(ValueError, match=r"^index must be >= 0, got -1$"):
+        handle_for(small_pool(), ByteBuffer(1), -1)
