@@ -154,6 +154,9 @@ class Group:
     ops_per_loop: int = 1  # e.g. frames per decoded stream
     max_loops: int = 1 << 30
     note: str = ""
+    # Samples this many times `Settings.sample_s`: thread groups need samples spanning many
+    # GIL switch intervals (5 ms), or the threads barely interleave and contention hides.
+    sample_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -363,7 +366,7 @@ def run_group(group: Group, settings: Settings, progress: Progress) -> GroupResu
         loops = cap
         for name, timer in timers.items():
             progress.update(f"{group.title}: calibrate {name}")
-            loops = min(loops, _calibrate(timer, settings.sample_s, cap))
+            loops = min(loops, _calibrate(timer, settings.sample_s * group.sample_scale, cap))
         samples: dict[str, list[float]] = {name: [] for name in names}
         order = list(names)
         for r in range(settings.repeats):
