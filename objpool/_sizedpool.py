@@ -13,7 +13,6 @@ the memory most likely still cached and mapped), eviction and trimming take the 
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 from ._bytebuffer import ByteBuffer
 from ._compiled import COMPILED
 from ._errors import ForeignRefError, StaleRefError
+from ._locking import take_contended
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
 from ._validate import check_int, check_seconds, reject
@@ -96,27 +96,6 @@ class _SizeClass:
         self.high_water = 0  # buffers
 
 
-def _take_contended(lock: threading.Lock) -> None:
-    """Take the pool's lock from the hot path when another thread holds it.
-
-    Under the GIL a holder is a thread preempted inside the few bytecodes between acquire
-    and release. Blocking on the lock (what `with lock:` does) parks this thread in the
-    kernel, and each release must then wake it and hand the GIL over: a convoy that made
-    2 threads sharing a pool cost 7.8x one thread's time per get+put (the compiled
-    build's lock, held by C code the GIL never leaves, has no such window). Yielding the
-    GIL to the holder instead lets it finish at once. Without a GIL, blocking is right.
-    """
-    if getattr(sys, "_is_gil_enabled", _true)():
-        while not lock.acquire(False):
-            time.sleep(0)  # releases the GIL, which the preempted holder is waiting for
-    else:
-        lock.acquire()
-
-
-def _true() -> bool:
-    return True
-
-
 class _SizedPoolCore:
     """`SizedPool`'s hot path: `get` and `deallocate` when nothing needs evicting or sweeping.
 
@@ -167,8 +146,8 @@ class _SizedPoolCore:
         size_class = self._classes[k]
         buffer = None
         lock = self._lock
-        if not lock.acquire(False):  # not `with`: see _take_contended
-            _take_contended(lock)
+        if not lock.acquire(False):  # not `with`: see _locking
+            take_contended(lock)
         try:
             if size_class.idle:
                 buffer = size_class.idle.pop()[1]
@@ -223,7 +202,7 @@ class _SizedPoolCore:
         now = self._clock()
         lock = self._lock
         if not lock.acquire(False):
-            _take_contended(lock)
+            take_contended(lock)
         try:
             size_class.lent -= 1
             size = size_class.size
