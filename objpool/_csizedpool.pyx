@@ -127,6 +127,7 @@ cdef class SizeClass:
 cdef class SizedPoolCore:
     """`SizedPool`'s hot path, compiled (see `_sizedpool._SizedPoolCore`)."""
 
+    cdef public Py_ssize_t _cached_classes
     cdef public list _classes
     cdef public object _clock
     cdef public CLock _lock
@@ -164,6 +165,8 @@ cdef class SizedPoolCore:
         k = bits - self._min_shift
         if k < 0:
             k = 0
+        if k < self._cached_classes:
+            return self._get_cached(k)
         size_class = <SizeClass>self._classes[k]
         buffer = None
         lock.take()
@@ -242,6 +245,9 @@ cdef class SizedPoolCore:
             now = objpool_monotonic()
         else:
             now = self._clock()
+        if k < self._cached_classes:
+            self._put_cached(k, buffer, now)
+            return 0
         lock.take()
         try:
             size_class.lent -= 1

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-__all__ = ["take_contended"]
+__all__ = ["gil_enabled", "take_contended"]
 
 
 def take_contended(lock: threading.Lock) -> None:
@@ -25,12 +25,14 @@ def take_contended(lock: threading.Lock) -> None:
     it finish at once. (The compiled build's locks are held only by C code, which the GIL
     never leaves, so they have no such window.) Without a GIL, blocking is right.
     """
-    if getattr(sys, "_is_gil_enabled", _true)():
+    if gil_enabled():
         while not lock.acquire(False):
             time.sleep(0)  # releases the GIL, which the preempted holder is waiting for
     else:
         lock.acquire()
 
 
-def _true() -> bool:
-    return True
+def gil_enabled() -> bool:
+    """Whether this interpreter runs with a GIL now (a free-threaded build can turn it on)."""
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)  # CPython 3.13+
+    return is_gil_enabled is None or bool(is_gil_enabled())

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 from ._bytebuffer import ByteBuffer
 from ._compiled import COMPILED
 from ._errors import ForeignRefError, StaleRefError
-from ._locking import take_contended
+from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
+from ._threadcache import CACHE_MAX_SIZE, ThreadCache
 from ._validate import check_int, check_seconds, reject
 from ._warn import allocation_site, warn_user
 
@@ -105,6 +106,7 @@ class _SizedPoolCore:
     """
 
     __slots__ = (
+        "_cached_classes",
         "_classes",
         "_clock",
         "_lock",
@@ -116,6 +118,7 @@ class _SizedPoolCore:
         "_retained",
         "_zero",
     )
+    _cached_classes: int  # classes below this index go through thread caches (0: no caches)
     _classes: list[_SizeClass]
     _clock: Callable[[], float]
     _lock: threading.Lock
@@ -143,6 +146,8 @@ class _SizedPoolCore:
         k = (n - 1).bit_length() - self._min_shift if n else 0
         if k < 0:
             k = 0
+        if k < self._cached_classes:
+            return self._get_cached(k)
         size_class = self._classes[k]
         buffer = None
         lock = self._lock
@@ -200,6 +205,9 @@ class _SizedPoolCore:
                 size_class.lent -= 1
             raise
         now = self._clock()
+        if k < self._cached_classes:
+            self._put_cached(k, buffer, now)
+            return
         lock = self._lock
         if not lock.acquire(False):
             take_contended(lock)
@@ -215,6 +223,12 @@ class _SizedPoolCore:
         self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+        raise NotImplementedError  # SizedPool's
+
+    def _get_cached(self, k: int) -> OwnedRef[ByteBuffer]:
+        raise NotImplementedError  # SizedPool's
+
+    def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
         raise NotImplementedError  # SizedPool's
 
     def _new_pinned(self, size: int) -> ByteBuffer:
@@ -271,10 +285,14 @@ class SizedPool(_SizedPoolCore):
     """
 
     __slots__ = (
+        "_caches",
+        "_credits",
         "_leaked",
         "_leaks",
+        "_local",
         "_max_idle_s",
         "_oversize",
+        "_orphans",
         "_oversize_lent",
         "_pin_warned",
         "_pinned_made",
@@ -291,6 +309,7 @@ class SizedPool(_SizedPoolCore):
         max_idle_s: float = DEFAULT_MAX_IDLE_S,
         zero_on_reset: bool = False,
         pinned: bool = False,
+        thread_cache: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
@@ -323,6 +342,13 @@ class SizedPool(_SizedPoolCore):
         self._leaks = 0
         self._leaked: list[int] = []  # the indices of leaked handles
         self._next_sweep = clock() + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+        if thread_cache is None:
+            thread_cache = not gil_enabled()
+        self._cached_classes = sum(c.size <= CACHE_MAX_SIZE for c in self._classes) if thread_cache else 0
+        self._local = threading.local()
+        self._caches: list[ThreadCache] = []  # every live thread's, and dead ones' until settled
+        self._orphans: list[ThreadCache] = []  # caches of threads that ended, appended by finalizers
+        self._credits = 0  # bytes the caches may hold, counted in _retained
 
     # -- the rest -------------------------------------------------------------------------------
 
@@ -334,6 +360,100 @@ class SizedPool(_SizedPoolCore):
         def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
             super().deallocate(ref)
 
+    # -- thread caches (free-threaded builds; see _threadcache) ----------------------------------
+
+    def _get_cached(self, k: int) -> OwnedRef[ByteBuffer]:
+        """`get` of a cached class: this thread's newest idle buffer, else the shared path."""
+        try:
+            cache: ThreadCache = self._local.cache
+        except AttributeError:
+            cache = self._new_thread_cache()
+        buffer = cache.pop(k)
+        if buffer is None:
+            size_class = self._classes[k]
+            with self._lock:
+                if size_class.idle:
+                    buffer = size_class.idle.pop()[1]
+                    self._retained -= size_class.size
+                    size_class.hits += 1
+                else:
+                    size_class.misses += 1
+                size_class.lent += 1
+                # The caches' counts, read without their locks: a high water sampled here,
+                # on the shared path, not on every get (see stats()).
+                lent = size_class.lent + sum(cache.lent[k] for cache in self._caches)
+                if lent > size_class.high_water:
+                    size_class.high_water = lent
+            if buffer is None:
+                buffer = self._new_buffer(size_class.size)
+        return handle_for(self, buffer, k)
+
+    def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
+        """`deallocate` of a cached class: into this thread's cache, its oldest spilling over
+        to the shared stack when the cache is full and may not grow."""
+        try:
+            cache: ThreadCache = self._local.cache
+        except AttributeError:
+            cache = self._new_thread_cache()
+        if cache.wants_credit(k):
+            size = self._classes[k].size
+            with self._lock:  # room for one more, within half the budget for all caches
+                if self._credits + size <= self._max_retained // 2 and self._retained + size <= self._max_retained:
+                    cache.grant(k)
+                    self._credits += size
+                    self._retained += size
+        spilled = cache.push(k, now, buffer)
+        if spilled is not None:
+            self._keep_slow(self._classes[k], spilled, now)  # sweeps too, if one is due
+        elif now >= self._next_sweep:
+            freed: list[ByteBuffer] = []  # freed after the lock is released
+            with self._lock:
+                self._sweep(now, freed)
+
+    def _new_thread_cache(self) -> ThreadCache:
+        cache = ThreadCache(self._cached_classes)
+        # The thread-local slot dies with the thread; the token's finalizer then hands the
+        # cache to the next settle, from wherever the thread ended: so only an append.
+        token = _ThreadToken()
+        weakref.finalize(token, self._orphans.append, cache)
+        freed: list[ByteBuffer] = []
+        with self._lock:
+            self._settle_orphans(freed)
+            self._caches.append(cache)
+        self._local.cache = cache
+        self._local.token = token
+        return cache
+
+    def _settle_orphans(self, freed: list[ByteBuffer]) -> None:
+        """Under the lock: fold the caches of ended threads into the classes, free their
+        buffers (counted as trimmed) and return their credits."""
+        while self._orphans:
+            cache = self._orphans.pop()
+            self._caches.remove(cache)
+            for k in range(self._cached_classes):
+                size_class = self._classes[k]
+                taken = cache.take_idle(k, float("inf"), freed)
+                size_class.trimmed += taken
+                size_class.hits += cache.hits[k]
+                size_class.lent += cache.lent[k]
+                credit = (cache.credit[k] + taken) * size_class.size
+                self._credits -= credit
+                self._retained -= credit
+
+    @property
+    def thread_cache(self) -> bool:
+        """Whether each thread keeps a few idle buffers of the classes up to 256 KiB.
+
+        On by default where there is no GIL (`sys._is_gil_enabled()`), off under it:
+        measured on CPython 3.13t, see the README.
+        """
+        return self._cached_classes > 0
+
+    def _new_buffer(self, size: int) -> ByteBuffer:
+        if self._pinned:
+            return self._new_pinned(size)
+        return ByteBuffer(size, zero_on_reset=self._zero)
+
     def _return_oversize(self, nbytes: int) -> None:
         with self._lock:
             self._oversize_lent -= nbytes
@@ -342,6 +462,7 @@ class SizedPool(_SizedPoolCore):
         """Keep a returned buffer when that means evicting others first, or a sweep is due."""
         freed: list[ByteBuffer] = []  # freed after the lock is released
         with self._lock:
+            self._settle_orphans(freed)
             size = size_class.size
             room = self._max_retained - self._retained
             if size > self._max_retained or (2 * size > self._max_retained and size > room):
@@ -361,7 +482,7 @@ class SizedPool(_SizedPoolCore):
         with self._lock:
             self._oversize += 1
             self._oversize_lent += n
-        buffer = self._new_pinned(n) if self._pinned else ByteBuffer(n, zero_on_reset=self._zero)
+        buffer = self._new_buffer(n)
         # The handle's index says "oversize, n bytes" (past the class indices), so that a
         # release or a leak knows the size without the buffer.
         return handle_for(self, buffer, len(self._classes) + n)
@@ -404,6 +525,13 @@ class SizedPool(_SizedPoolCore):
                 freed.append(idle.popleft()[1])
                 size_class.trimmed += 1
                 self._retained -= size_class.size
+        for cache in self._caches:  # their credits go back with their buffers
+            for k in range(self._cached_classes):
+                size_class = self._classes[k]
+                taken = cache.take_idle(k, returned_before, freed)
+                size_class.trimmed += taken
+                self._retained -= taken * size_class.size
+                self._credits -= taken * size_class.size
 
     def trim(self, max_idle_s: float = 0.0) -> int:
         """Free every buffer idle for longer than `max_idle_s` seconds (0: every idle one);
@@ -412,6 +540,7 @@ class SizedPool(_SizedPoolCore):
         freed: list[ByteBuffer] = []
         now = self._clock()
         with self._lock:
+            self._settle_orphans(freed)  # first: a dead thread's unused credits are not bytes freed
             before = self._retained
             self._take_idle(now - max_idle_s if max_idle_s else float("inf"), freed)
             return before - self._retained
@@ -458,31 +587,42 @@ class SizedPool(_SizedPoolCore):
 
     def stats(self) -> SizedPoolStats:
         """A snapshot of the counters (leaks found since the last call counted first)."""
+        freed: list[ByteBuffer] = []
         with self._lock:
             self._settle_leaks()
-            classes = tuple(
-                SizeClassStats(
-                    size=c.size,
-                    hits=c.hits,
-                    misses=c.misses,
-                    evictions=c.evictions,
-                    trimmed=c.trimmed,
-                    retained=len(c.idle) * c.size,
-                    lent=c.lent * c.size,
-                    high_water=c.high_water * c.size,
-                )
-                for c in self._classes
-            )
+            self._settle_orphans(freed)
+            classes = tuple(self._class_stats(k) for k in range(len(self._classes)))
             while self._unpinned:
                 self._pinned_made -= self._unpinned.pop()
             return SizedPoolStats(
                 classes=classes,
-                retained=self._retained,
+                retained=sum(c.retained for c in classes),
                 lent=sum(c.lent for c in classes) + self._oversize_lent,
                 oversize=self._oversize,
                 leaks=self._leaks,
                 pinned=self._pinned_made,
             )
+
+    def _class_stats(self, k: int) -> SizeClassStats:
+        """Under the lock: class `k`'s counters, its thread caches' included."""
+        c = self._classes[k]
+        hits, lent, idle = c.hits, c.lent, len(c.idle)
+        if k < self._cached_classes:
+            for cache in self._caches:
+                cache_hits, cache_lent, cache_idle = cache.counts(k)
+                hits += cache_hits
+                lent += cache_lent
+                idle += cache_idle
+        return SizeClassStats(
+            size=c.size,
+            hits=hits,
+            misses=c.misses,
+            evictions=c.evictions,
+            trimmed=c.trimmed,
+            retained=idle * c.size,
+            lent=lent * c.size,
+            high_water=c.high_water * c.size,
+        )
 
     def __copy__(self) -> NoReturn:
         raise TypeError("SizedPool cannot be copied: its handles name one pool")
@@ -498,6 +638,12 @@ class SizedPool(_SizedPoolCore):
             f"<SizedPool {self.min_size}..{self._max_size} bytes, {self._retained} retained"
             f" of {self._max_retained}>"
         )
+
+
+class _ThreadToken:
+    """Lives in a thread's slot of the pool's `threading.local`: its death ends the thread's cache."""
+
+    __slots__ = ("__weakref__",)
 
 
 def _check_power_of_two(name: str, value: object) -> int:

@@ -36,7 +36,9 @@ class FakeClock:
 
 
 def small_pool(**options: object) -> SizedPool:
-    """Classes of 4, 8 and 16 KiB."""
+    """Classes of 4, 8 and 16 KiB; no thread cache unless asked (these tests pin the shared
+    stacks' rules, and caches are on by default on free-threaded builds)."""
+    options.setdefault("thread_cache", False)
     return SizedPool(min_size=4 * KiB, max_size=16 * KiB, **options)  # type: ignore[arg-type]
 
 
@@ -318,28 +320,64 @@ def test_the_pool_frees_long_idle_buffers_itself_on_a_later_release() -> None:
 # -- threads ---------------------------------------------------------------------------------
 
 
-def test_threads_never_share_a_buffer_and_owner_marks_survive() -> None:
-    """4 threads get random sizes, stamp the whole buffer with their mark, check it, release."""
-    pool = SizedPool(min_size=64, max_size=64 * KiB, max_retained=256 * KiB)
+@pytest.mark.parametrize("thread_cache", [False, True], ids=["shared", "thread-caches"])
+def test_threads_never_share_a_buffer_and_owner_marks_survive(thread_cache: bool) -> None:
+    """4 threads get random sizes, stamp the whole buffer with their mark and check it before
+    releasing; a quarter of the handles are handed to another thread, which re-stamps and
+    releases them (so buffers drift between thread caches)."""
+    pool = SizedPool(min_size=64, max_size=64 * KiB, max_retained=256 * KiB, thread_cache=thread_cache)
     owners: dict[int, int] = {}  # id(buffer) -> the thread holding it
     owners_lock = threading.Lock()
+    handed: list[OwnedRef[ByteBuffer]] = []  # list.append/pop: atomic, a hand-off point
     errors: list[str] = []
+    operations = [0] * 4
+
+    def own(me: int, buf: ByteBuffer) -> None:
+        with owners_lock:
+            if owners.get(id(buf), me) != me:
+                errors.append(f"buffer lent to {owners[id(buf)]} and {me}")
+            owners[id(buf)] = me
+        mark = bytes([me + 1]) * buf.capacity
+        buf.reset()
+        buf.write(mark)
+
+    def give_up(me: int, buf: ByteBuffer) -> None:
+        if bytes(buf) != bytes([me + 1]) * buf.capacity:
+            errors.append(f"thread {me}'s bytes changed while it owned them")
+        with owners_lock:
+            del owners[id(buf)]
 
     def work(me: int) -> None:
         rng = random.Random(me)
-        mark = bytes([me + 1])
+        held: list[OwnedRef[ByteBuffer]] = []
         for _ in range(2000):
-            n = rng.choice((1, 64, 100, 4096, 5000, 65536, 70000))
-            with pool.get(n) as buf:
+            action = rng.random()
+            if len(held) < 3 and action < 0.5:
+                ref = pool.get(rng.choice((1, 64, 100, 4096, 5000, 65536, 70000)))
+                operations[me] += 1
                 with owners_lock:
-                    if id(buf) in owners:
-                        errors.append(f"buffer lent to {owners[id(buf)]} and {me}")
-                    owners[id(buf)] = me
-                buf.write(mark * n)
-                if bytes(buf) != mark * n:
-                    errors.append(f"thread {me}'s bytes changed while it owned them")
-                with owners_lock:
-                    del owners[id(buf)]
+                    if id(ref.value) in owners:
+                        errors.append(f"buffer lent to {owners[id(ref.value)]} and {me}")
+                own(me, ref.value)
+                held.append(ref)
+            elif held and action < 0.75:
+                ref = held.pop(rng.randrange(len(held)))
+                give_up(me, ref.value)
+                ref.release()
+            elif held and action < 0.875:
+                ref = held.pop()
+                give_up(me, ref.value)
+                handed.append(ref)
+            else:
+                try:
+                    ref = handed.pop()
+                except IndexError:
+                    continue
+                own(me, ref.value)
+                held.append(ref)
+        for ref in held:
+            give_up(me, ref.value)
+            ref.release()
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     interval = sys.getswitchinterval()
@@ -351,11 +389,125 @@ def test_threads_never_share_a_buffer_and_owner_marks_survive() -> None:
             thread.join(60)
     finally:
         sys.setswitchinterval(interval)
+    for ref in handed:
+        ref.release()
     assert [] == errors
     stats = pool.stats()
     assert (0, 0) == (stats.lent, stats.leaks)
     assert stats.retained <= 256 * KiB
-    assert 4 * 2000 == sum(c.hits + c.misses for c in stats.classes) + stats.oversize
+    assert sum(operations) == sum(c.hits + c.misses for c in stats.classes) + stats.oversize
+    assert sum(operations) > 2000
+
+
+# -- thread caches ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("gil", "cached"), [(True, False), (False, True)])
+def test_thread_caches_are_on_by_default_only_without_a_gil(
+    monkeypatch: pytest.MonkeyPatch, gil: bool, cached: bool
+) -> None:
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: gil, raising=False)
+    assert cached == SizedPool().thread_cache
+    assert SizedPool(thread_cache=True).thread_cache
+    assert not SizedPool(thread_cache=False).thread_cache
+    assert not SizedPool(min_size=512 * KiB, thread_cache=True).thread_cache, "no class small enough"
+
+
+def in_a_thread(action: object) -> None:
+    thread = threading.Thread(target=action)  # type: ignore[arg-type]
+    thread.start()
+    thread.join()
+
+
+def test_a_thread_s_cache_serves_its_own_gets_newest_first() -> None:
+    pool = small_pool(thread_cache=True)
+    refs = [pool.get(4 * KiB) for _ in range(6)]
+    bufs = [ref.value for ref in refs]
+    for ref in refs:
+        ref.release()  # the 4 newest stay in this thread's cache, the 2 oldest spill
+    others: list[ByteBuffer] = []
+
+    def get_elsewhere() -> None:
+        with pool.get(4 * KiB) as buf:
+            others.append(buf)
+
+    in_a_thread(get_elsewhere)
+    assert [bufs[1]] == others, "another thread gets the shared stack's newest, not this cache's"
+    got = [pool.get(4 * KiB) for _ in range(5)]
+    assert [bufs[5], bufs[4], bufs[3], bufs[2], bufs[0]] == [ref.value for ref in got]
+    for ref in got:
+        ref.release()
+
+
+def test_an_ended_thread_s_cache_is_freed_and_its_counts_kept() -> None:
+    pool = small_pool(thread_cache=True)
+
+    def use() -> None:
+        refs = [pool.get(8 * KiB) for _ in range(3)]
+        for ref in refs:
+            ref.release()
+        pool.get(8 * KiB).release()  # a hit in this thread's cache
+
+    in_a_thread(use)
+    gc.collect()
+    eight = pool.stats().classes[1]
+    assert (1, 3, 3, 0, 0) == (eight.hits, eight.misses, eight.trimmed, eight.retained, eight.lent)
+    assert 0 == pool.stats().retained
+    assert 0 == pool.trim(), "its credits went back too, not only its buffers"
+
+
+def test_trim_frees_another_live_thread_s_cached_buffers() -> None:
+    clock = FakeClock()
+    pool = small_pool(thread_cache=True, clock=clock)
+    cached = threading.Event()
+    done = threading.Event()
+
+    def park() -> None:
+        with pool.get(16 * KiB):
+            pass
+        cached.set()
+        done.wait(10)  # alive: its cache is not an orphan
+
+    thread = threading.Thread(target=park)
+    thread.start()
+    cached.wait(10)
+    try:
+        assert 16 * KiB == pool.stats().retained
+        clock.now += 30
+        assert 0 == pool.trim(60.0)
+        assert 16 * KiB == pool.trim(10.0)
+        assert (0, 1) == (pool.stats().retained, pool.stats().classes[2].trimmed)
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_thread_caches_share_the_budget_whatever_the_number_of_threads() -> None:
+    # 8 threads each return 4 buffers of 16 KiB to a 64 KiB budget: the caches may hold at
+    # most half of it (2 buffers in all), and the shared stacks the rest.
+    pool = small_pool(thread_cache=True, max_retained=64 * KiB)
+    released = threading.Barrier(9)
+    done = threading.Event()
+
+    def hoard() -> None:
+        refs = [pool.get(16 * KiB) for _ in range(4)]
+        for ref in refs:
+            ref.release()
+        released.wait(10)
+        done.wait(10)  # alive, so that its cache stays
+
+    threads = [threading.Thread(target=hoard) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    released.wait(10)
+    try:
+        stats = pool.stats()
+        assert (0, 64 * KiB) == (stats.lent, stats.retained)
+        assert 32 * KiB == pool._credits  # the caches' half of the budget
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
 
 
 def test_stats_types() -> None:
@@ -456,7 +608,7 @@ def test_the_default_clock_stamps_returned_buffers_with_time_monotonic() -> None
     """The compiled build reads the default clock in C: it must be time.monotonic's."""
     import time
 
-    pool = SizedPool(min_size=4 * KiB, max_size=8 * KiB)
+    pool = SizedPool(min_size=4 * KiB, max_size=8 * KiB, thread_cache=False)
     before = time.monotonic()
     with pool.get(1):
         pass

@@ -5,6 +5,10 @@ identity), which idle buffers eviction and the pool's own sweeps free (the longe
 first, smallest class first on a tie), and every counter in `stats()`. Time is a fake clock
 the machine moves. Held handles live in a plain list (Hypothesis keeps bundle values
 referenced, and a handle must be truly dropped to test leaks).
+
+A second machine runs the same rules on a pool with a thread cache (on by default on
+free-threaded builds, forced here), modelling that one thread's cache too: its credits, its
+spills to the shared stacks, and the budget both share.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Clock:
 
 
 class SizedPoolMachine(RuleBasedStateMachine):
+    thread_cache = False
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
@@ -52,13 +58,55 @@ class SizedPoolMachine(RuleBasedStateMachine):
     @initialize(max_retained=st.sampled_from([0, 4096, 12288, 24576, 65536]), max_idle=st.sampled_from([10.0, 60.0]))
     def make_pool(self, max_retained: int, max_idle: float) -> None:
         self.pool = SizedPool(
-            min_size=CLASSES[0], max_size=CLASSES[-1], max_retained=max_retained, max_idle_s=max_idle, clock=self.clock
+            min_size=CLASSES[0],
+            max_size=CLASSES[-1],
+            max_retained=max_retained,
+            max_idle_s=max_idle,
+            thread_cache=self.thread_cache,
+            clock=self.clock,
         )
+        assert self.thread_cache == self.pool.thread_cache
         self.max_retained, self.max_idle = max_retained, max_idle
         self.next_sweep = self.clock.now + max_idle / 4
 
     def retained(self) -> int:
+        """Bytes idle, as stats() reports them."""
         return sum(len(idle) * size for idle, size in zip(self.idle, CLASSES))
+
+    def accounted(self) -> int:
+        """Bytes counted against max_retained."""
+        return self.retained()
+
+    def idle_count(self, k: int) -> int:
+        return len(self.idle[k])
+
+    def lend_shared(self, k: int, buf: ByteBuffer) -> None:
+        if self.idle[k]:
+            assert buf is self.idle[k].pop()[1], "the newest idle buffer of the class"
+            self.hits[k] += 1
+        else:
+            assert all(buf is not b for idle in self.idle for _, b in idle)
+            self.misses[k] += 1
+        self.lent[k] += 1
+        self.high_water[k] = max(self.high_water[k], self.lent[k])
+
+    def lend(self, k: int, buf: ByteBuffer) -> None:
+        self.lend_shared(k, buf)
+
+    def keep_shared(self, k: int, buf: ByteBuffer, now: float) -> None:
+        size = CLASSES[k]
+        room = self.max_retained - self.accounted()
+        if size > self.max_retained or (2 * size > self.max_retained and size > room):
+            self.evictions[k] += 1  # dropped: too big, or worth over half the budget in evictions
+        else:
+            while self.accounted() + size > self.max_retained:
+                oldest = min((i for i in range(len(CLASSES)) if self.idle[i]), key=lambda i: self.idle[i][0][0])
+                self.idle[oldest].pop(0)
+                self.evictions[oldest] += 1
+            self.idle[k].append((now, buf))
+
+    def keep(self, k: int, buf: ByteBuffer, now: float) -> None:
+        self.keep_shared(k, buf, now)
 
     @rule(n=SIZES)
     def get(self, n: int) -> None:
@@ -72,14 +120,7 @@ class SizedPoolMachine(RuleBasedStateMachine):
         else:
             k = next(i for i, size in enumerate(CLASSES) if size >= n)
             assert CLASSES[k] == buf.capacity
-            if self.idle[k]:
-                assert buf is self.idle[k].pop()[1], "the newest idle buffer of the class"
-                self.hits[k] += 1
-            else:
-                assert all(buf is not b for idle in self.idle for _, b in idle)
-                self.misses[k] += 1
-            self.lent[k] += 1
-            self.high_water[k] = max(self.high_water[k], self.lent[k])
+            self.lend(k, buf)
         self.held.append(ref)
 
     @precondition(lambda self: self.held)
@@ -94,16 +135,7 @@ class SizedPoolMachine(RuleBasedStateMachine):
             return
         k = CLASSES.index(buf.capacity)
         self.lent[k] -= 1
-        size = buf.capacity
-        room = self.max_retained - self.retained()
-        if size > self.max_retained or (2 * size > self.max_retained and size > room):
-            self.evictions[k] += 1  # dropped: too big, or worth over half the budget in evictions
-        else:
-            while self.retained() + buf.capacity > self.max_retained:
-                oldest = min((i for i in range(len(CLASSES)) if self.idle[i]), key=lambda i: self.idle[i][0][0])
-                self.idle[oldest].pop(0)
-                self.evictions[oldest] += 1
-            self.idle[k].append((now, buf))
+        self.keep(k, buf, now)
         if now >= self.next_sweep:
             self.next_sweep = now + self.max_idle / 4
             self.take_idle(now - self.max_idle)
@@ -155,7 +187,7 @@ class SizedPoolMachine(RuleBasedStateMachine):
                 c.evictions,
                 c.trimmed,
             )
-            assert (len(self.idle[k]) * CLASSES[k], self.lent[k] * CLASSES[k]) == (c.retained, c.lent)
+            assert (self.idle_count(k) * CLASSES[k], self.lent[k] * CLASSES[k]) == (c.retained, c.lent)
             assert self.high_water[k] * CLASSES[k] == c.high_water
 
     def teardown(self) -> None:
@@ -164,3 +196,67 @@ class SizedPoolMachine(RuleBasedStateMachine):
 
 
 TestSizedPoolMachine = SizedPoolMachine.TestCase
+
+
+class CachedSizedPoolMachine(SizedPoolMachine):
+    """The same rules with this thread's cache in front of the shared stacks."""
+
+    thread_cache = True
+    depth = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: list[list[tuple[float, ByteBuffer]]] = [[] for _ in CLASSES]
+        self.credit = [0] * len(CLASSES)
+
+    def retained(self) -> int:
+        return super().retained() + sum(len(idle) * size for idle, size in zip(self.cache, CLASSES))
+
+    def idle_count(self, k: int) -> int:
+        return len(self.idle[k]) + len(self.cache[k])
+
+    def accounted(self) -> int:
+        shared = sum(len(idle) * size for idle, size in zip(self.idle, CLASSES))
+        return shared + sum(credit * size for credit, size in zip(self.credit, CLASSES))
+
+    def lend(self, k: int, buf: ByteBuffer) -> None:
+        if self.cache[k]:
+            assert buf is self.cache[k].pop()[1], "the thread's newest idle buffer of the class"
+            self.hits[k] += 1
+            self.lent[k] += 1  # the high water is sampled on the shared path only
+        else:
+            self.lend_shared(k, buf)
+
+    def keep(self, k: int, buf: ByteBuffer, now: float) -> None:
+        size, cache = CLASSES[k], self.cache[k]
+        credits = sum(credit * size for credit, size in zip(self.credit, CLASSES))
+        if len(cache) >= self.credit[k] < self.depth:  # full, may grow: within half the budget
+            if credits + size <= self.max_retained // 2 and self.accounted() + size <= self.max_retained:
+                self.credit[k] += 1
+        if len(cache) < self.credit[k]:
+            cache.append((now, buf))
+            return
+        if cache:  # full: the oldest spills to the shared stack
+            cache.append((now, buf))
+            buf = cache.pop(0)[1]
+        self.keep_shared(k, buf, now)
+
+    def take_idle(self, returned_before: float) -> int:
+        freed = super().take_idle(returned_before)
+        for k, cache in enumerate(self.cache):
+            while cache and cache[0][0] <= returned_before:
+                cache.pop(0)
+                self.credit[k] -= 1
+                self.trimmed[k] += 1
+                freed += CLASSES[k]
+        return freed
+
+    @invariant()
+    def the_caches_share_the_budget(self) -> None:
+        credits = sum(credit * size for credit, size in zip(self.credit, CLASSES))
+        assert credits <= self.max_retained // 2
+        assert self.accounted() <= self.max_retained
+        assert all(len(cache) <= credit <= self.depth for cache, credit in zip(self.cache, self.credit))
+
+
+TestCachedSizedPoolMachine = CachedSizedPoolMachine.TestCase
