@@ -1,11 +1,13 @@
 """`SizedPool`: byte buffers of any size, from power-of-two size classes, with bounded retention.
 
 Invariant: every `ByteBuffer` this pool made is, at any moment, in exactly one place: lent
-through one live `OwnedRef` (counted in its class's `lent`), idle on its class's stack
-(counted in `_retained`, never more than `max_retained` bytes), or dropped (evicted,
-trimmed, leaked, or an oversize buffer returned). The stacks, the counters and `_retained`
-change only under `_lock`, which guards nothing else: no buffer is allocated, reset or freed
-while it is held (a 64 MiB `bytearray` takes milliseconds to zero or to unmap).
+through one live `OwnedRef` (counted in its class's `lent`), idle on its class's stack or
+in one thread's cache (`_retained` counts the stacks' bytes and the caches' credits, never
+more than `max_retained`), or dropped (evicted, trimmed, leaked, or an oversize buffer
+returned). The stacks, the counters and `_retained` change only under `_lock`, which
+guards nothing else: no buffer is allocated, reset or freed while it is held (a 64 MiB
+`bytearray` takes milliseconds to zero or to unmap). A thread cache's contents change
+under its own lock (see `_threadcache`).
 
 Each class's stack is ordered by return time, oldest first: `get` pops the newest (LIFO,
 the memory most likely still cached and mapped), eviction and trimming take the oldest.
@@ -282,6 +284,10 @@ class SizedPool(_SizedPoolCore):
     (`RuntimeWarning`); `stats().pinned` says how many bytes are locked.
 
     Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
+    Without a GIL (a free-threaded build) each thread also keeps up to 4 idle buffers per
+    class up to 256 KiB, behind its own lock (`thread_cache=None` follows the interpreter;
+    True or False overrides it). The caches share `max_retained` (at most half of it),
+    are trimmed and counted like the rest, and go when their thread ends.
     """
 
     __slots__ = (
