@@ -96,6 +96,9 @@ NEGATIVE: dict[str, str] = {
     "sized_pool_size_is_an_int": """
         sized.get("4096")  # E: [arg-type] ^Argument 1 to "get" of "SizedPool" has incompatible type "str"; expected "int"$
     """,
+    "sized_pool_thread_cache_is_a_bool_or_none": """
+        SizedPool(thread_cache="yes")  # E: [arg-type] ^Argument "thread_cache" to "SizedPool" has incompatible type "str"; expected "bool \\| None"$
+    """,
     "pool_is_not_a_ref": """
         pa.deallocate(pa)  # E: [arg-type] ^Argument 1 to "deallocate" of "Pool" has incompatible type "Pool\\[A\\]"; expected "OwnedRef\\[A\\]"$
     """,

@@ -199,6 +199,8 @@ def check_sized_pool() -> None:
     assert_type(stats, SizedPoolStats)
     assert_type(stats.classes, tuple[SizeClassStats, ...])
     assert_type(pool.min_size, int)
+    assert_type(SizedPool(thread_cache=None).thread_cache, bool)
+    assert_type(SizedPool(thread_cache=True).thread_cache, bool)
 
 
 RUNTIME_CHECKS: list[Callable[[], None]] = [
