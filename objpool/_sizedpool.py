@@ -396,7 +396,8 @@ class SizedPool(_SizedPoolCore):
 
     def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
         """`deallocate` of a cached class: into this thread's cache, its oldest spilling over
-        to the shared stack when the cache is full and may not grow."""
+        to the shared stack when the cache is full and may not grow (stamped `now` there:
+        its idle time restarts, so it may outlive `max_idle_s` by at most that much)."""
         try:
             cache: ThreadCache = self._local.cache
         except AttributeError:
