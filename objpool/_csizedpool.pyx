@@ -69,9 +69,17 @@ cdef bint _C_CLOCK = _c_clock_agrees()
 
 @cython.final
 cdef class CLock:
-    """A lock for `with`: `threading.Lock`'s behaviour, without its method calls from C."""
+    """A lock for `with`: `threading.Lock`'s behaviour, without its method calls from C.
+
+    `held` is true while a `with` block (Python code, which the GIL can leave) holds it.
+    The compiled hot path takes the lock only then: its own sections are C code that
+    allocates nothing and runs no Python code, so while one runs this thread keeps the
+    GIL and no other thread runs at all. That skips a trywait and a post on the lock's
+    semaphore per section: ~250 Ir of a ~2,400 Ir get+put.
+    """
 
     cdef PyThread_type_lock _lock
+    cdef bint held
 
     def __cinit__(self):
         self._lock = PyThread_allocate_lock()
@@ -92,9 +100,11 @@ cdef class CLock:
 
     def __enter__(self):
         self.take()
+        self.held = True  # set with the GIL held, before any Python code runs under it
         return True
 
     def __exit__(self, exc_type, exc, traceback):
+        self.held = False
         self.give()
 
 
@@ -150,6 +160,7 @@ cdef class SizedPoolCore:
         cdef SizeClass size_class
         cdef OwnedRef ref
         cdef CLock lock = self._lock
+        cdef bint locked
         if lock is None:  # built with __new__, never initialised: refuse, never crash
             raise TypeError("this SizedPool was never initialised")
         if type(n) is not int or n < 0:
@@ -169,7 +180,9 @@ cdef class SizedPoolCore:
             return self._get_cached(k)
         size_class = <SizeClass>self._classes[k]
         buffer = None
-        lock.take()
+        locked = lock.held  # see CLock
+        if locked:
+            lock.take()
         try:
             if size_class.idle:
                 buffer = size_class._pop()[1]
@@ -181,7 +194,8 @@ cdef class SizedPoolCore:
             if size_class.lent > size_class.high_water:
                 size_class.high_water = size_class.lent
         finally:
-            lock.give()
+            if locked:
+                lock.give()
         if buffer is None:  # allocated outside the lock
             if self._pinned:
                 buffer = self._new_pinned(size_class.size)
@@ -220,6 +234,7 @@ cdef class SizedPoolCore:
         cdef SizeClass size_class
         cdef CLock lock = self._lock
         cdef double now
+        cdef bint locked
         ref = handle
         k = handle._index
         if k < 0:
@@ -248,16 +263,20 @@ cdef class SizedPoolCore:
         if k < self._cached_classes:
             self._put_cached(k, buffer, now)
             return 0
-        lock.take()
+        entry = (now, buffer)  # allocated before the section, which must allocate nothing
+        locked = lock.held  # see CLock
+        if locked:
+            lock.take()
         try:
             size_class.lent -= 1
             size = size_class.size
             if self._retained + size <= self._max_retained and now < self._next_sweep:
-                size_class._append((now, buffer))
+                size_class._append(entry)
                 self._retained += size
                 return 0
         finally:
-            lock.give()
+            if locked:
+                lock.give()
         self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
         return 0
 

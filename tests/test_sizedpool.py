@@ -20,6 +20,7 @@ from objpool import (
     SizedPoolStats,
     StaleRefError,
 )
+from objpool._threadcache import ThreadCache
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -397,6 +398,7 @@ def test_threads_never_share_a_buffer_and_owner_marks_survive(thread_cache: bool
     assert stats.retained <= 256 * KiB
     assert sum(operations) == sum(c.hits + c.misses for c in stats.classes) + stats.oversize
     assert sum(operations) > 2000
+    assert stats.retained == pool.trim(), "the budget's count agrees with the buffers idle"
 
 
 # -- thread caches ---------------------------------------------------------------------------
@@ -508,6 +510,40 @@ def test_thread_caches_share_the_budget_whatever_the_number_of_threads() -> None
         done.set()
         for thread in threads:
             thread.join()
+
+
+def test_the_hot_path_waits_while_a_python_section_holds_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stats() is paused holding the pool's lock (in Python code, which the GIL can leave);
+    a 1 MiB get+put (an uncached class: the hot path, compiled or not) must wait for it.
+    The compiled hot path skips the lock unless such a section holds it: this is that case."""
+    pool = SizedPool(min_size=4 * KiB, max_size=1 * MiB, thread_cache=True)
+    pool.get(4 * KiB).release()  # this thread has a cache, which stats() visits under the lock
+    inside, go, done = threading.Event(), threading.Event(), threading.Event()
+    counts = ThreadCache.counts
+
+    def paused(cache: ThreadCache, k: int) -> tuple[int, int, int]:
+        if not inside.is_set():
+            inside.set()
+            go.wait(10)
+        return counts(cache, k)
+
+    def get_and_put() -> None:
+        pool.get(1 * MiB).release()
+        done.set()
+
+    monkeypatch.setattr(ThreadCache, "counts", paused)
+    holder = threading.Thread(target=pool.stats)
+    holder.start()
+    inside.wait(10)
+    other = threading.Thread(target=get_and_put)
+    other.start()
+    try:
+        assert not done.wait(0.2), "a get+put ran while stats() held the pool's lock"
+    finally:
+        go.set()
+        holder.join()
+        other.join()
+    assert done.is_set()
 
 
 def test_stats_types() -> None:
