@@ -9,6 +9,7 @@ has.
 
 `CLock` is the pool's lock in this build: a bare `PyThread` lock, taken from C without a
 method call. A contended acquire releases the GIL while it blocks, as `threading.Lock` does.
+The hot path takes it only while a Python section (a `with` block) holds it: see `CLock`.
 """
 
 cimport cython
@@ -75,7 +76,7 @@ cdef class CLock:
     The compiled hot path takes the lock only then: its own sections are C code that
     allocates nothing and runs no Python code, so while one runs this thread keeps the
     GIL and no other thread runs at all. That skips a trywait and a post on the lock's
-    semaphore per section: ~250 Ir of a ~2,400 Ir get+put.
+    semaphore per section: a 1 MiB get+put went from 2,441 to 2,117 Ir.
     """
 
     cdef PyThread_type_lock _lock
