@@ -197,11 +197,8 @@ cdef class SizedPoolCore:
         finally:
             if locked:
                 lock.give()
-        if buffer is None:  # allocated outside the lock
-            if self._pinned:
-                buffer = self._new_pinned(size_class.size)
-            else:
-                buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+        if buffer is None:  # allocated outside the lock (a miss: a call is nothing beside it)
+            buffer = self._new_buffer(size_class.size)
         ref = OwnedRef.__new__(OwnedRef)
         ref._pool = self
         ref._value = buffer

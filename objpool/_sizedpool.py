@@ -167,11 +167,8 @@ class _SizedPoolCore:
                 size_class.high_water = lent
         finally:
             lock.release()
-        if buffer is None:  # allocated outside the lock
-            if self._pinned:
-                buffer = self._new_pinned(size_class.size)
-            else:
-                buffer = ByteBuffer(size_class.size, zero_on_reset=self._zero)
+        if buffer is None:  # allocated outside the lock (a miss: a call is nothing beside it)
+            buffer = self._new_buffer(size_class.size)
         return handle_for(self, buffer, k)
 
     def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
@@ -233,7 +230,7 @@ class _SizedPoolCore:
     def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
         raise NotImplementedError  # SizedPool's
 
-    def _new_pinned(self, size: int) -> ByteBuffer:
+    def _new_buffer(self, size: int) -> ByteBuffer:
         raise NotImplementedError  # SizedPool's
 
     def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
