@@ -181,17 +181,21 @@ cdef class PoolCore:
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
             timeout = check_wait("timeout", timeout)
         if self._blocked:  # closed, or someone waits (no barging past them)
-            index = self._allocate_blocked(timeout)
-        else:
-            try:
-                index = self._free.pop()
-            except IndexError:
-                index = self._allocate_slow(timeout)
+            return self._allocate_blocked(timeout)
+        try:
+            index = self._free.pop()
+        except IndexError:
+            return self._allocate_slow(timeout)
+        # From the pop to the return no Python code runs, so no interrupt can land between.
         return _lend(self, index)
 
-    def _lend(self, Py_ssize_t index):
-        """A live handle on slot `index`, which the caller owns (`Pool.acquire`)."""
-        return _lend(self, index)
+    def _lend_claimed(self, list claim not None):
+        """A live handle on the slot in the one-element `claim`, which the caller owns.
+
+        Popped and lent in C, with no Python code between: an interrupt finds the index in
+        the claim (the caller's to give back) or in the handle, never in neither.
+        """
+        return _lend(self, claim.pop())
 
     def try_allocate(self):
         """Like `allocate()`, but return `None` when every object is lent.

@@ -30,9 +30,10 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 from ._compiled import COMPILED
+from . import _fork
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_int, check_optional_str, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
@@ -59,6 +60,11 @@ R = TypeVar("R", bound=Reset)
 U = TypeVar("U")
 
 _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
+
+MAX_CAPACITY: Final = sys.maxsize // 8
+"""The most slots a pool can have: the most references a list holds (`PY_SSIZE_T_MAX` divided
+by the size of a pointer). A larger capacity is refused at once rather than built until the
+machine runs out of memory."""
 
 # Handle reuse needs a reference count that tells the truth: CPython's, with the GIL.
 # Elsewhere (PyPy, free-threaded builds) every allocation makes a fresh handle.
@@ -299,29 +305,35 @@ class _PoolCore(Generic[T]):
         if timeout is not NO_WAIT:  # the default skips the check: one identity test
             timeout = check_wait("timeout", timeout)
         if self._blocked:  # closed, or someone waits (no barging past them)
-            index = self._allocate_blocked(timeout)
-        else:
-            try:
-                index = self._free.pop()
-            except IndexError:
-                index = self._allocate_slow(timeout)
-        # _lend(index), inlined: a call would cost ~9% of a cycle.
-        self._uses[index] += 1
-        # The slot is ours alone (popped above), so nothing else reads or writes its entry.
-        handles = self._handles
-        ref = handles[index]
-        handles[index] = None
-        # Now `ref` is its only holder, unless a user still holds the dead handle: then it
-        # stays dead and a fresh one is made. (None's count is never that low, which saves
-        # a test for None: ~20 Ir.)
-        if getrefcount(ref) == _SOLE_HOLDER:
-            ref._claim.append(index)  # type: ignore[union-attr]  # not None: see above
+            return self._allocate_blocked(timeout)
+        try:
+            # Whoever pops `claim` owns the slot: the handle, or the cleanup below if an
+            # interrupt (KeyboardInterrupt, a tracer's exception) lands before the return.
+            claim = [self._free.pop()]
+        except IndexError:
+            return self._allocate_slow(timeout)
+        try:
+            # _lend(claim), inlined: a call would cost ~9% of a cycle.
+            index = claim[0]
+            # The slot is ours alone (popped above), so nothing else reads or writes its entry.
+            handles = self._handles
+            ref = handles[index]
+            handles[index] = None
+            # Now `ref` is its only holder, unless a user still holds the dead handle: then it
+            # stays dead and a fresh one is made. (None's count is never that low, which saves
+            # a test for None: ~20 Ir.)
+            if getrefcount(ref) == _SOLE_HOLDER:
+                ref._claim = claim  # type: ignore[union-attr]  # not None: see above
+            else:
+                ref = OwnedRef()
+                ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
+                ref._value = self._items[index]
+                ref._claim = claim
+            self._uses[index] += 1
             return ref  # type: ignore[return-value]  # not None: see above
-        ref = OwnedRef()
-        ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
-        ref._value = self._items[index]
-        ref._claim = [index]
-        return ref
+        except BaseException:
+            self._lend_failed(claim)
+            raise
 
     def try_allocate(self) -> OwnedRef[T] | None:
         """Like `allocate()`, but return `None` when every object is lent.
@@ -334,20 +346,39 @@ class _PoolCore(Generic[T]):
         except PoolExhaustedError:
             return None
 
-    def _lend(self, index: int) -> OwnedRef[T]:
-        """A live handle on slot `index`, which the caller owns (`allocate()` inlines this)."""
-        self._uses[index] += 1
-        handles = self._handles
-        ref = handles[index]
-        handles[index] = None
-        if getrefcount(ref) == _SOLE_HOLDER:  # as in allocate()
-            ref._claim.append(index)  # type: ignore[union-attr]  # not None: see allocate()
+    def _lend_claimed(self, claim: list[int]) -> OwnedRef[T]:
+        """A live handle on the slot in the one-element `claim`, which the caller owns
+        (`allocate()` inlines this). Whoever pops `claim` owns the slot."""
+        try:
+            index = claim[0]
+            handles = self._handles
+            ref = handles[index]
+            handles[index] = None
+            if getrefcount(ref) == _SOLE_HOLDER:  # as in allocate()
+                ref._claim = claim  # type: ignore[union-attr]  # not None: see allocate()
+            else:
+                ref = OwnedRef()
+                ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
+                ref._value = self._items[index]
+                ref._claim = claim
+            self._uses[index] += 1
             return ref  # type: ignore[return-value]  # not None: see allocate()
-        ref = OwnedRef()
-        ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
-        ref._value = self._items[index]
-        ref._claim = [index]
-        return ref
+        except BaseException:
+            self._lend_failed(claim)
+            raise
+
+    def _lend_failed(self, claim: list[int]) -> None:
+        """An interrupt stopped a lend before its handle reached the caller: take the slot
+        back from the handle (popping `claim` kills it) and give it back to the pool.
+
+        Where it landed after the count (on the `return` line) the allocation stays
+        counted, as one that was released at once.
+        """
+        try:
+            index = claim.pop()
+        except IndexError:  # released already: nothing to give back
+            return
+        self._give_back(index)
 
     def deallocate(self, ref: OwnedRef[T]) -> None:
         """Reset the handle's object, return it to the pool and kill the handle.
@@ -383,10 +414,13 @@ class _PoolCore(Generic[T]):
         if self._blocked:  # appended first, then tested: see objpool._waiting
             self._serve()
 
-    def _allocate_slow(self, timeout: float | None) -> int:
+    def _allocate_slow(self, timeout: float | None) -> OwnedRef[T]:
         raise NotImplementedError  # Pool's
 
-    def _allocate_blocked(self, timeout: float | None) -> int:
+    def _give_back(self, index: int) -> None:
+        raise NotImplementedError  # Pool's
+
+    def _allocate_blocked(self, timeout: float | None) -> OwnedRef[T]:
         raise NotImplementedError  # Pool's
 
     def _serve(self) -> None:
@@ -402,9 +436,25 @@ def _sole_holder_count() -> int:
     Taken through the same expression in the same kind of frame, because the interpreter's
     own temporaries count too and differ between versions. 0 (never read) where counts
     cannot be trusted.
+
+    A tracer or profiler that reads `frame.f_locals` adds a reference (CPython before 3.13
+    keeps the snapshot on the frame), and a count calibrated one too high would revive a
+    handle its user still holds. So both are suspended while measuring, and the least of
+    several measurements is kept: nothing can make a count lower than the truth.
     """
     if not _COUNTS_ARE_EXACT:
         return 0
+    trace, profile = sys.gettrace(), sys.getprofile()
+    sys.settrace(None)
+    sys.setprofile(None)
+    try:
+        return min(_measure_sole_holder() for _ in range(3))
+    finally:
+        sys.settrace(trace)
+        sys.setprofile(profile)
+
+
+def _measure_sole_holder() -> int:
     handles: list[object | None] = [OwnedRef()]
     index = 0
     ref = handles[index]
@@ -459,7 +509,6 @@ class Pool(_PoolCore[T]):
         "_line",
         "_lock",
         "_name",
-        "_rebuilding",
         "_reset_failures",
         "_retired",
         "_size",
@@ -501,6 +550,8 @@ class Pool(_PoolCore[T]):
         """
         check_callable("factory", factory)
         check_int("capacity", capacity, 1)
+        if capacity > MAX_CAPACITY:
+            reject(ValueError, "capacity", f"<= {MAX_CAPACITY} (the most slots a list can hold)", capacity)
         check_optional_str("name", name)
         self._setup([factory() for _ in range(capacity)], factory, reset, name, "factory()")
 
@@ -572,8 +623,8 @@ class Pool(_PoolCore[T]):
         self._exhausted = 0
         self._leaks = 0
         self._reset_failures = 0
-        self._rebuilding = 0
         self._retired = 0
+        _fork.register(self)
 
     # -- rare paths -----------------------------------------------------------------
 
@@ -589,19 +640,17 @@ class Pool(_PoolCore[T]):
             super().deallocate(ref)
 
     def _reset_failed(self, index: int) -> None:
-        """A reset raised in `deallocate`: count it and rebuild the slot (the caller re-raises)."""
-        with self._lock:
-            self._reset_failures += 1
-            self._rebuilding += 1
-        self._rebuild(index)
+        """A reset raised in `deallocate`: rebuild the slot and count it (the caller re-raises)."""
+        self._rebuild(index, leaked=False)
 
-    def _allocate_slow(self, timeout: float | None) -> int:
+    def _allocate_slow(self, timeout: float | None) -> OwnedRef[T]:
         """The free stack was empty: take back leaked slots, or wait, or report exhaustion."""
         self._drain_leaks()
         try:
-            return self._free.pop()
+            claim = [self._free.pop()]
         except IndexError:
             return self._wait(timeout)
+        return self._lend_claimed(claim)
 
     def _exhausted_error(self, timeout: float | None) -> PoolExhaustedError:
         with self._lock:
@@ -611,68 +660,73 @@ class Pool(_PoolCore[T]):
 
     # -- waiting (see objpool._waiting) ---------------------------------------------
 
-    def _allocate_blocked(self, timeout: float | None) -> int:
+    def _allocate_blocked(self, timeout: float | None) -> OwnedRef[T]:
         """`allocate()` found the pool closed, or threads or tasks waiting: raise, or queue."""
         if self._closed:
             raise PoolClosedError(f"{self!r} is closed and lends nothing more")
         return self._wait(timeout)
 
-    def _wait(self, timeout: float | None) -> int:
-        """Queue behind earlier waiters and park this thread until handed an index."""
+    def _wait(self, timeout: float | None) -> OwnedRef[T]:
+        """Queue behind earlier waiters and park this thread until handed an index.
+
+        From joining the line to the `return`, every exit (a timeout, `close()`, an interrupt,
+        any exception) either returns the index handed over or gives it back: the index
+        waits on `waiter.index` until this frame returns it (see `Line.join`).
+        """
         if timeout == 0:
             raise self._exhausted_error(timeout)
+        deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
         waiter = ThreadWaiter()
-        index = self._line.join(waiter, self._free)
-        if index is not None:
-            return index
-        if waiter.closed:
-            return self._handed(waiter)  # raises PoolClosedError
-        deadline = deadline_of(timeout)
         try:
-            while not waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
+            self._line.join(waiter, self._free)
+            while waiter.index is None and not waiter.closed:
+                if waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
+                    continue  # woken: handed an index, or closed
                 self._recover_for_waiters()
                 if expired(deadline):
                     return self._give_up(waiter, timeout)
-        except BaseException:  # an interrupt while parked: never lose an index handed over
+            return self._lend_handed(waiter)
+        except BaseException:  # an interrupt anywhere in the wait: never lose an index
             self._leave(waiter)
             raise
-        return self._handed(waiter)
 
-    async def _wait_async(self, timeout: float | None) -> int:
+    async def _wait_async(self, timeout: float | None) -> OwnedRef[T]:
         """`_wait` for an asyncio task: the event loop runs on while it waits."""
-        waiter = TaskWaiter(asyncio.get_running_loop())
-        index = self._line.join(waiter, self._free)
-        if index is not None:
-            return index
-        if waiter.closed:
-            return self._handed(waiter)  # raises PoolClosedError
         deadline = deadline_of(timeout)
+        waiter = TaskWaiter(asyncio.get_running_loop())
         try:
-            while not await waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
+            self._line.join(waiter, self._free)
+            while waiter.index is None and not waiter.closed:
+                if await waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
+                    continue
                 self._recover_for_waiters()
                 if expired(deadline):
                     return self._give_up(waiter, timeout)
+            return self._lend_handed(waiter)
         except BaseException:  # cancelled, perhaps at the very moment of a hand-off
             self._leave(waiter)
             raise
-        return self._handed(waiter)
+
+    def _lend_handed(self, waiter: Waiter) -> OwnedRef[T]:
+        """A live handle on the slot handed to `waiter` (which holds it until the claim does,
+        so that the waiting frame's cleanup finds it wherever an interrupt lands)."""
+        index = waiter.index
+        if index is None:  # woken by close()
+            raise PoolClosedError(f"{self!r} was closed while waiting for an object")
+        claim = [index]
+        waiter.index = None
+        return self._lend_claimed(claim)
 
     def _recover_for_waiters(self) -> None:
         # Leaks are found inside the garbage collector, which wakes nobody: waiters look.
         if self._leaked:
             self._drain_leaks()
 
-    def _handed(self, waiter: Waiter) -> int:
-        index = waiter.index
-        if index is None:  # woken by close()
-            raise PoolClosedError(f"{self!r} was closed while waiting for an object")
-        return index
-
-    def _give_up(self, waiter: Waiter, timeout: float | None) -> int:
+    def _give_up(self, waiter: Waiter, timeout: float | None) -> OwnedRef[T]:
         """The deadline passed: leave the line, unless an index was handed over meanwhile."""
-        index = self._line.leave(waiter)
-        if index is not None:  # handed over as the wait ran out: it is ours, take it
-            return index
+        waiter.index = self._line.leave(waiter)  # kept on the waiter until a handle holds it
+        if waiter.index is not None:  # handed over as the wait ran out: it is ours, take it
+            return self._lend_handed(waiter)
         if waiter.closed:
             raise PoolClosedError(f"{self!r} was closed while waiting for an object")
         raise self._exhausted_error(timeout)
@@ -709,21 +763,18 @@ class Pool(_PoolCore[T]):
     async def _acquire(self, timeout: float | None) -> OwnedRef[T]:
         if self._closed:
             raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-        index: int | None = None
         if not self._blocked:
             try:
-                index = self._free.pop()
+                return self._lend_claimed([self._free.pop()])
             except IndexError:
                 self._drain_leaks()
                 try:
-                    index = self._free.pop()
+                    return self._lend_claimed([self._free.pop()])
                 except IndexError:
                     pass
-        if index is None:
-            if timeout == 0:
-                raise self._exhausted_error(timeout)
-            index = await self._wait_async(timeout)
-        return self._lend(index)
+        if timeout == 0:
+            raise self._exhausted_error(timeout)
+        return await self._wait_async(timeout)
 
     def _on_leak(self, index: int, ref: OwnedRef[T]) -> None:
         # Called from OwnedRef.__del__, possibly inside the garbage collector, on any
@@ -746,23 +797,21 @@ class Pool(_PoolCore[T]):
                 index = leaked.pop()
             except IndexError:  # another thread drained it first
                 return
-            with self._lock:
-                self._leaks += 1
-                self._rebuilding += 1
-            self._rebuild(index)
+            self._rebuild(index, leaked=True)
 
-    def _rebuild(self, index: int) -> None:
-        """Put a fresh object in a slot whose object left circulation, or retire the slot.
+    def _rebuild(self, index: int, *, leaked: bool) -> None:
+        """Put a fresh object in a slot whose object left circulation, or retire the slot;
+        then count why it left (`leaked`, else its reset failed).
 
-        The slot belongs to the calling thread alone (counted in `_rebuilding`, in no list),
-        so no lock is needed, and none is held while `factory()` runs. Whatever `factory()`
-        raises, the slot ends in exactly one place: back on the free stack, or retired. The
-        old object may still be referenced elsewhere (a leak) or be half-reset (a failed
-        reset), so it is never lent again: that would alias it.
+        The slot belongs to the calling thread alone (in no list; it counts as lent until it
+        is free again), so no lock is needed, and none is held while `factory()` runs.
+        Whatever `factory()` raises, the slot ends in exactly one place: back on the free
+        stack, or retired. The old object may still be referenced elsewhere (a leak) or be
+        half-reset (a failed reset), so it is never lent again: that would alias it.
         """
         factory = self._factory
         if factory is None:
-            self._retire()
+            self._retire(leaked)
             return
         try:
             fresh = factory()
@@ -778,23 +827,42 @@ class Pool(_PoolCore[T]):
         except Exception as exc:
             # Raising here would fail an unrelated call (stats(), another allocate()), and
             # swallowing would hide it: retire the slot and say why.
-            self._retire()
+            self._retire(leaked)
             warn_user(f"{self!r}: factory() failed to rebuild a slot ({exc!r}); the slot is retired", RuntimeWarning)
             return
         except BaseException:  # KeyboardInterrupt, SystemExit: retire the slot, then let it out
-            self._retire()
+            self._retire(leaked)
             raise
         old = self._items[index]
         self._items[index] = fresh
-        with self._lock:
-            self._rebuilding -= 1
         self._give_back(index)  # to a waiter, if anyone waits
+        # Counted once the slot is free: a snapshot in between sees a slot neither lent
+        # nor counted, so `deallocations` (derived) is one high for a moment, never negative.
+        self._count_rebuilt(leaked)
         del old  # its finaliser, if this was the last reference, runs here: no lock is held
 
-    def _retire(self) -> None:
+    def _count_rebuilt(self, leaked: bool) -> None:
         with self._lock:
-            self._rebuilding -= 1
+            if leaked:
+                self._leaks += 1
+            else:
+                self._reset_failures += 1
+
+    def _retire(self, leaked: bool) -> None:
+        with self._lock:  # one section: capacity and lent drop as the cause is counted
             self._retired += 1
+            if leaked:
+                self._leaks += 1
+            else:
+                self._reset_failures += 1
+
+    def fork_locks(self) -> tuple[threading.Lock, threading.Lock]:
+        """The pool's locks, for the fork hook (`objpool._fork`); never nested."""
+        return self._lock, self._line._lock
+
+    def forked_child(self) -> None:
+        """In a child process: the parent's waiting threads are not there; forget them."""
+        self._line.clear_after_fork()
 
     def close(self) -> None:
         """Stop lending: later `allocate()` calls raise `PoolClosedError`.
@@ -826,7 +894,7 @@ class Pool(_PoolCore[T]):
     def lent(self) -> int:
         """Objects lent through live handles now. O(1), like `free`; `stats()` is O(capacity)."""
         self._drain_leaks()
-        return self._size - len(self._free) - self._retired - self._rebuilding
+        return self._size - self._retired - len(self._free)
 
     @property
     def waiting(self) -> int:
@@ -847,14 +915,17 @@ class Pool(_PoolCore[T]):
         self._drain_leaks()
         # No lock: each counter is one atomic read, and one taken under the lock would be
         # no more consistent while other threads allocate and release on the lock-free path.
-        free = len(self._free)
+        # The identities hold in every snapshot by construction: `lent` is what is neither
+        # free nor retired (a slot being rebuilt counts as lent), `deallocations` the rest.
         retired = self._retired
+        free = len(self._free)
         leaks = self._leaks
         reset_failures = self._reset_failures
-        lent = self._size - free - retired - self._rebuilding  # in transit: neither lent nor free
+        capacity = self._size - retired
+        lent = capacity - free
         allocations, high_water = self._counts()
         return PoolStats(
-            capacity=self._size - retired,
+            capacity=capacity,
             lent=lent,
             free=free,
             allocations=allocations,

@@ -193,49 +193,60 @@ class Line:
         except IndexError:
             return False
 
-    def join(self, waiter: Waiter, free: list[int]) -> int | None:
-        """Take a free index if nobody is ahead, else queue `waiter` and return None.
+    def join(self, waiter: Waiter, free: list[int]) -> None:
+        """Hand `waiter` a free index if nobody is ahead, else queue it.
 
+        The index goes to `waiter.index`, never through a return value: an interrupt that
+        lands after the hand-off then finds it on the waiter, and `leave()` gives it back.
         On a closed pool the waiter is not queued (nobody would wake it): it comes back with
-        `closed` set.
+        `closed` set. The section allocates nothing (see the module docstring).
         """
         with self._lock:
             if self._pool._closed:  # closed after the caller looked: close() woke the line already
                 waiter.closed = True
-                return None
-            if not self.queue:
+                return
+            if not self.queue and free:
                 try:
-                    return free.pop()
-                except IndexError:
+                    waiter.index = free.pop()
+                    return
+                except IndexError:  # the lock-free hot path took the last one meanwhile
                     pass
             self.queue.append(waiter)
             self._flag()
-        return None
 
     def serve(self, free: list[int]) -> None:
-        """Hand free indices to the oldest waiters, one each, while both last."""
+        """Hand free indices to the oldest waiters, one each, while both last.
+
+        One waiter per locked section, woken after it: the section allocates nothing and
+        calls nothing. The index is stored on the waiter before it leaves the line, so an
+        interrupt anywhere leaves it either free, or on a waiter that `leave()` or its own
+        next look finds.
+        """
         while True:
-            handed: list[Waiter] = []
-            with self._lock:
-                while self.queue and free:
-                    try:
-                        index = free.pop()
-                    except IndexError:  # a newcomer took it meanwhile: nothing left to hand
-                        break
-                    waiter = self.queue.popleft()
-                    waiter.index = index
-                    handed.append(waiter)
-                self._flag()
-            lost = False
-            for waiter in handed:  # waking runs no user code, but the lock stays short
-                if not waiter.wake():  # its loop closed: take its index back, serve the next
-                    with self._lock:
-                        taken, waiter.index = waiter.index, None
-                    if taken is not None:
-                        free.append(taken)
-                        lost = True
-            if not lost:
+            waiter = self._hand_one(free)
+            if waiter is None:
                 return
+            if not waiter.wake():  # its loop closed: take its index back, serve the next
+                taken = self.leave(waiter)
+                if taken is not None:
+                    free.append(taken)
+
+    def _hand_one(self, free: list[int]) -> Waiter | None:
+        with self._lock:
+            queue = self.queue
+            if not queue or not free:
+                self._flag()
+                return None
+            waiter = queue[0]
+            if waiter.index is None:  # else an interrupted serve handed it one already
+                try:
+                    waiter.index = free.pop()
+                except IndexError:  # a newcomer took it meanwhile: nothing left to hand
+                    self._flag()
+                    return None
+            queue.popleft()
+            self._flag()
+            return waiter
 
     def leave(self, waiter: Waiter) -> int | None:
         """`waiter` stops waiting: out of the line, or, if it was handed an index, that index."""
@@ -251,14 +262,25 @@ class Line:
 
     def close(self) -> None:
         """Wake every waiter with `closed` set (the pool raises `PoolClosedError` in each)."""
+        self._close(deque())  # built here: a section allocates nothing (module docstring)
+
+    def _close(self, fresh: deque[Waiter]) -> None:
         with self._lock:
-            waiters = list(self.queue)
-            self.queue.clear()
+            waiters = self.queue
+            self.queue = fresh  # swapped, not copied: the old line is woken outside the lock
             self._pool._blocked = True  # closed
-            for waiter in waiters:
-                waiter.closed = True
         for waiter in waiters:
+            waiter.closed = True  # before the wake: a woken waiter reads it
             waiter.wake()
+
+    def clear_after_fork(self) -> None:
+        """In a child process: forget every waiter (their threads and loops are the parent's).
+
+        Indices already handed to such a waiter are lost to the child, like handles held by
+        the parent's other threads.
+        """
+        self.queue = deque()
+        self._flag()
 
 
 def deadline_of(timeout: float | None) -> float | None:
