@@ -30,6 +30,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
+from . import _fork
 from ._compiled import COMPILED
 from ._errors import PoolClosedError, PoolExhaustedError, StaleRefError
 from ._locking import take_contended
@@ -52,9 +53,9 @@ __all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
 _RELEASED: Final = "this BufAllocation was released; its buffers belong to the pool again"
 
 
-def _size_class(n: int) -> int:
-    """`n` rounded up to a power of two: the block size, in buffers, an allocation of `n` uses."""
-    return 1 << (n - 1).bit_length()
+def _entry(n: int, waiter: Waiter) -> tuple[int, Waiter]:
+    """A waiter's place in the line, built before the locked section that queues it."""
+    return (n, waiter)
 
 
 @final
@@ -190,14 +191,17 @@ class BufAllocation:
         return f"<BufAllocation {state} {self._n} x {self._pool._buffer_size} bytes>"
 
 
-def _allocation(pool: _BufPoolCore, block: bytearray, n: int) -> BufAllocation:
-    """A live `BufAllocation` of `n` buffers over `block` (its __init__ refuses outsiders)."""
+def _allocation(pool: _BufPoolCore, block: bytearray, claim: list[int]) -> BufAllocation:
+    """A live `BufAllocation` over `block` of the `n` buffers in the one-element `claim`, whose
+    budget is charged (its __init__ refuses outsiders). Whoever pops `claim` owns the budget:
+    the allocation's one winning release, or the caller's cleanup if an interrupt lands first.
+    """
     allocation: BufAllocation = object.__new__(BufAllocation)
     allocation._pool = pool
     allocation._block = block
-    allocation._n = n
+    allocation._n = claim[0]
     allocation._views = None
-    allocation._claim = [n]  # popped by the one release that wins, as OwnedRef's claim
+    allocation._claim = claim
     return allocation
 
 
@@ -227,7 +231,7 @@ class _BufPoolCore:
     _closed: bool
     _fresh: int  # allocations that needed new memory; the rest reused an idle block
     _high_water: int
-    _idle: dict[int, list[bytearray]]  # released blocks by size class (in buffers)
+    _idle: list[list[bytearray]]  # released blocks by size class: [k] holds blocks of 2**k buffers
     _in_use: int
     _line: deque[tuple[int, Waiter]]
     _lock: threading.Lock
@@ -248,7 +252,8 @@ class _BufPoolCore:
             timeout = check_wait("timeout", timeout)
         # The common case in one locked section: budget, counters and an idle block.
         # Folding _take() and _lend() together: 3.0 -> 1.x us per allocate+release.
-        size_class = 1 << (n - 1).bit_length()
+        k = (n - 1).bit_length()  # the size class: blocks of 2**k buffers
+        block = None
         lock = self._lock
         if not lock.acquire(False):  # not `with`: see _locking
             take_contended(lock)
@@ -258,46 +263,64 @@ class _BufPoolCore:
                 if in_use > self._high_water:
                     self._high_water = in_use
                 self._allocations += 1
-                idle = self._idle.get(size_class)
+                idle = self._idle[k]
                 if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
-                    return _allocation(self, idle.pop(), n)
-                self._fresh += 1
-                fresh = True
+                    block = idle.pop()
+                else:
+                    self._fresh += 1
+                charged = True
             else:
-                fresh = False
+                charged = False
         finally:
             lock.release()
-        if fresh:  # budget charged; the memory is allocated outside the lock
-            return _allocation(self, bytearray(size_class * self._buffer_size), n)
-        return self._allocate_slow(n, timeout)
+        if not charged:
+            return self._allocate_slow(n, timeout)
+        # Budget charged. Nothing was built under the lock (a collection started there could
+        # run a finaliser that releases into this pool); the memory is allocated here.
+        claim = [n]
+        try:
+            if block is None:
+                block = bytearray(self._buffer_size << k)
+            return _allocation(self, block, claim)
+        except BaseException:  # an interrupt: the budget goes back unless the allocation has it
+            self._lend_failed(claim)
+            raise
 
     def _give_back(self, n: int, block: bytearray | None) -> None:
-        """Return `n` buffers' budget (and their block for reuse) and serve the line."""
-        handed: list[Waiter] = []
+        """Return `n` buffers' budget (and their block for reuse) and serve the line.
+
+        Waiters are served one per locked section, woken after it, so that no section
+        allocates (see the module docstring).
+        """
         lock = self._lock
         if not lock.acquire(False):
             take_contended(lock)
         try:
             self._in_use -= n
             if block is not None:
-                size_class = len(block) // self._buffer_size
-                idle = self._idle.get(size_class)
-                if idle is None:
-                    idle = self._idle[size_class] = []
-                idle.append(block)
-            while self._line:
-                need, waiter = self._line[0]
-                if self._in_use + need > self._budget:
-                    break  # head-of-line blocking: nobody passes the oldest request
-                self._line.popleft()
-                self._charge(need)
-                waiter.index = need
-                handed.append(waiter)
+                self._idle[(len(block) // self._buffer_size).bit_length() - 1].append(block)
+            waiter = self._grant_head() if self._line else None
         finally:
             lock.release()
-        for waiter in handed:
+        while waiter is not None:
             if not waiter.wake():  # its event loop closed: it will never take the budget
-                self._leave(waiter)
+                self._leave_granted(waiter)
+            waiter = self._grant_next()
+
+    def _grant_next(self) -> Waiter | None:
+        with self._lock:
+            return self._grant_head() if self._line else None
+
+    def _grant_head(self) -> Waiter | None:
+        """Under the lock: charge the oldest waiter's request if it fits (head-of-line
+        blocking: nobody passes it), take it out of the line, and return it to be woken."""
+        need, waiter = self._line[0]
+        if self._in_use + need > self._budget:
+            return None
+        self._charge(need)
+        waiter.index = need  # the grant sits on the waiter until its allocation holds it
+        self._line.popleft()
+        return waiter
 
     def _charge(self, n: int) -> None:
         self._in_use += n
@@ -307,14 +330,18 @@ class _BufPoolCore:
     def _check_n(self, n: object) -> int:
         raise NotImplementedError  # BufPool's
 
+    def _lend_failed(self, claim: list[int]) -> None:
+        raise NotImplementedError  # BufPool's
+
+    def _leave_granted(self, waiter: Waiter) -> None:
+        raise NotImplementedError  # BufPool's
+
     def _on_leak(self, n: int, allocation: BufAllocation) -> None:
         raise NotImplementedError  # BufPool's
 
     def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
         raise NotImplementedError  # BufPool's
 
-    def _leave(self, waiter: Waiter) -> None:
-        raise NotImplementedError  # BufPool's
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
@@ -348,7 +375,8 @@ class BufPool(_BufPoolCore):
         self._budget = max_memory // buffer_size  # in buffers
         self._in_use = 0
         self._high_water = 0
-        self._idle: dict[int, list[bytearray]] = {}
+        # One list per size class the budget allows, made now: no section ever makes one.
+        self._idle = [[] for _ in range(self._budget.bit_length())]
         self._line: deque[tuple[int, Waiter]] = deque()
         self._lock = threading.Lock()
         self._closed = False
@@ -358,6 +386,7 @@ class BufPool(_BufPoolCore):
         self._leaked: list[int] = []
         self._timeouts = 0
         self._waited_s = 0.0
+        _fork.register(self)
 
     @property
     def buffer_size(self) -> int:
@@ -379,28 +408,35 @@ class BufPool(_BufPoolCore):
         return n
 
     def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
-        """`allocate()` when the request does not fit at once: wait, or raise."""
+        """`allocate()` when the request does not fit at once: wait, or raise.
+
+        From joining the line to the `return`, every exit (a timeout, `close()`, an interrupt,
+        any exception) either returns an allocation or gives the budget granted back: the
+        grant waits on `waiter.index` until an allocation holds it.
+        """
         self._drain_leaks()
         if self._take(n):  # closed (raises), or the slow path below
-            return self._lend(n)
+            return self._lend_granted([n])
         if timeout == 0:
             raise self._exhausted(n, timeout)
-        waiter = ThreadWaiter()
-        if self._join(n, waiter):
-            return self._lend(n)
+        deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
         started = time.monotonic()
-        deadline = deadline_of(timeout)
+        waiter = ThreadWaiter()
+        entry = _entry(n, waiter)
         try:
-            while not waiter.sleep(next_nap(deadline, self._is_first(waiter))):
+            self._join(entry)
+            while waiter.index is None and not waiter.closed:
+                if waiter.sleep(next_nap(deadline, self._is_first(waiter))):
+                    continue  # woken: granted, or closed
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
-                    return self._give_up(n, waiter, timeout)
+                    return self._give_up(entry, timeout)
+            return self._lend_handed(waiter)
         except BaseException:
-            self._leave(waiter)
+            self._leave(entry)
             raise
         finally:
             self._waited(started)
-        return self._handed(n, waiter)
 
     def acquire(self, n: int, timeout: float | None = None) -> _BufAcquisition:
         """`allocate()` for asyncio: `a = await pool.acquire(n)` or `async with pool.acquire(n) as a:`.
@@ -415,27 +451,30 @@ class BufPool(_BufPoolCore):
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
         self._drain_leaks()
         if self._take(n):
-            return self._lend(n)
+            return self._lend_granted([n])
         if timeout == 0:
             raise self._exhausted(n, timeout)
-        waiter = TaskWaiter(asyncio.get_running_loop())
-        if self._join(n, waiter):
-            return self._lend(n)
-        started = time.monotonic()
         deadline = deadline_of(timeout)
+        started = time.monotonic()
+        waiter = TaskWaiter(asyncio.get_running_loop())
+        entry = _entry(n, waiter)
         try:
-            while not await waiter.sleep(next_nap(deadline, self._is_first(waiter))):
+            self._join(entry)
+            while waiter.index is None and not waiter.closed:
+                if await waiter.sleep(next_nap(deadline, self._is_first(waiter))):
+                    continue
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
-                    return self._give_up(n, waiter, timeout)
+                    return self._give_up(entry, timeout)
+            return self._lend_handed(waiter)
         except BaseException:
-            self._leave(waiter)
+            self._leave(entry)
             raise
         finally:
             self._waited(started)
-        return self._handed(n, waiter)
 
-    # -- the budget, under the lock -------------------------------------------------------
+    # -- the budget, under the lock. Each section opens its own method, so that a collection
+    # -- made due by the caller's allocations runs at the call, before the lock is taken. --
 
     def _take(self, n: int) -> bool:
         """Charge `n` buffers if nobody waits ahead and they fit."""
@@ -454,49 +493,63 @@ class BufPool(_BufPoolCore):
         except IndexError:
             return False
 
-    def _join(self, n: int, waiter: Waiter) -> bool:
-        """Queue `waiter` for `n` buffers, unless they fit now and nobody is ahead (True)."""
+    def _join(self, entry: tuple[int, Waiter]) -> None:
+        """Grant `entry`'s request at once if it fits and nobody is ahead, else queue it."""
         with self._lock:
             if self._closed:
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+            n, waiter = entry
             if not self._line and self._in_use + n <= self._budget:
                 self._charge(n)
-                return True
-            self._line.append((n, waiter))
-            return False
+                waiter.index = n
+                return
+            self._line.append(entry)
 
-    def _withdraw(self, waiter: Waiter) -> int | None:
-        """Take `waiter` out of the line; or, if budget was granted to it already, that grant."""
+    def _withdraw(self, entry: tuple[int, Waiter]) -> int | None:
+        """Take `entry` out of the line; or, if budget was granted to it already, that grant."""
         with self._lock:
+            waiter = entry[1]
             granted, waiter.index = waiter.index, None
-            if granted is None:
-                for i, (_, queued) in enumerate(self._line):
-                    if queued is waiter:
-                        del self._line[i]
-                        break
+            if granted is None and entry in self._line:  # tested first: no exception to build
+                self._line.remove(entry)
         return granted
 
-    def _leave(self, waiter: Waiter) -> None:
+    def _leave(self, entry: tuple[int, Waiter]) -> None:
         # A grant the waiter will not use goes on; and a waiter leaving may unblock the line
         # behind a head that could not be served. Either way: give back and serve.
-        self._give_back(self._withdraw(waiter) or 0, None)
+        self._give_back(self._withdraw(entry) or 0, None)
 
-    def _give_up(self, n: int, waiter: Waiter, timeout: float | None) -> BufAllocation:
-        if self._withdraw(waiter) is not None:  # granted as the wait ran out: it is ours
-            return self._lend(n)
+    def _leave_granted(self, waiter: Waiter) -> None:
+        """A waiter that can never wake (its loop closed) gives its grant back."""
+        with self._lock:
+            granted, waiter.index = waiter.index, None
+        if granted is not None:
+            self._give_back(granted, None)
+
+    def _give_up(self, entry: tuple[int, Waiter], timeout: float | None) -> BufAllocation:
+        n, waiter = entry
+        waiter.index = self._withdraw(entry)  # kept on the waiter until an allocation holds it
+        if waiter.index is not None:  # granted as the wait ran out: it is ours
+            return self._lend_handed(waiter)
         self._give_back(0, None)  # the line behind us may fit now
         if waiter.closed:
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
         raise self._exhausted(n, timeout)
 
-    def _handed(self, n: int, waiter: Waiter) -> BufAllocation:
-        if waiter.index is None:
+    def _lend_handed(self, waiter: Waiter) -> BufAllocation:
+        """The allocation for the budget granted to `waiter` (which holds the grant until the
+        claim does, so that the waiting frame's cleanup finds it wherever an interrupt lands)."""
+        n = waiter.index
+        if n is None:
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
-        return self._lend(n)
+        claim = [n]
+        waiter.index = None
+        return self._lend_granted(claim)
 
     def _waited(self, started: float) -> None:
+        elapsed = time.monotonic() - started
         with self._lock:
-            self._waited_s += time.monotonic() - started
+            self._waited_s += elapsed
 
     def _exhausted(self, n: int, timeout: float | None) -> PoolExhaustedError:
         with self._lock:
@@ -509,20 +562,34 @@ class BufPool(_BufPoolCore):
             text += f", within {timeout:g} s"
         return PoolExhaustedError(text)
 
-    def _lend(self, n: int) -> BufAllocation:
-        """Wrap `n` charged buffers: an idle block of their class, or a new one (no lock held)."""
-        size_class = _size_class(n)
-        block = None
+    def _lend_granted(self, claim: list[int]) -> BufAllocation:
+        """Wrap the `n` charged buffers in the one-element `claim`: an idle block of their
+        class, or a new one (allocated with no lock held). Whoever pops `claim` owns the budget."""
+        try:
+            k = (claim[0] - 1).bit_length()
+            block = self._reuse(k)
+            if block is None:
+                block = bytearray(self._buffer_size << k)
+            return _allocation(self, block, claim)
+        except BaseException:
+            self._lend_failed(claim)
+            raise
+
+    def _reuse(self, k: int) -> bytearray | None:
+        """Count an allocation of class `k`; its newest idle block, if any."""
         with self._lock:
             self._allocations += 1
-            idle = self._idle.get(size_class)
+            idle = self._idle[k]
             if idle:
-                block = idle.pop()
-            else:
-                self._fresh += 1
-        if block is None:
-            block = bytearray(size_class * self._buffer_size)
-        return _allocation(self, block, n)
+                return idle.pop()
+            self._fresh += 1
+            return None
+
+    def _lend_failed(self, claim: list[int]) -> None:
+        """An interrupt stopped a lend before the allocation reached its caller: pop the
+        claim (killing the allocation, if it was made) and give its budget back."""
+        if claim:
+            self._give_back(claim.pop(), None)
 
     def _on_leak(self, n: int, allocation: BufAllocation) -> None:
         # From BufAllocation.__del__, maybe inside the garbage collector, maybe while this very
@@ -552,44 +619,75 @@ class BufPool(_BufPoolCore):
 
     def trim(self) -> int:
         """Free every idle block; return the bytes freed."""
+        fresh: list[list[bytearray]] = [[] for _ in self._idle]  # built before the section
+        idle = self._swap_idle(fresh)
+        return sum(len(block) for blocks in idle for block in blocks)  # freed as `idle` goes
+
+    def _swap_idle(self, fresh: list[list[bytearray]]) -> list[list[bytearray]]:
         with self._lock:
-            freed = self._idle_bytes()
-            self._idle = {}
-        return freed
+            idle = self._idle
+            self._idle = fresh
+        return idle
 
     def close(self) -> None:
         """Lend nothing more; waiters get `PoolClosedError`. Live allocations stay valid."""
-        with self._lock:
-            self._closed = True
-            waiters = [waiter for _, waiter in self._line]
-            self._line.clear()
-            for waiter in waiters:
-                waiter.closed = True
-        for waiter in waiters:
+        waiters = self._close(deque())  # built here: a section allocates nothing
+        for _, waiter in waiters:
+            waiter.closed = True  # before the wake: a woken waiter reads it
             waiter.wake()
 
-    def _idle_bytes(self) -> int:
-        # Under the lock. Summed here rather than kept on the hot paths (two updates a cycle).
-        return sum(len(block) for blocks in self._idle.values() for block in blocks)
+    def _close(self, fresh: deque[tuple[int, Waiter]]) -> deque[tuple[int, Waiter]]:
+        with self._lock:
+            self._closed = True
+            waiters = self._line
+            self._line = fresh  # swapped, not copied: the old line is woken outside the lock
+        return waiters
+
+    def fork_locks(self) -> tuple[threading.Lock]:
+        """The pool's lock, for the fork hook (`objpool._fork`)."""
+        return (self._lock,)
+
+    def forked_child(self) -> None:
+        """In a child process: the parent's waiting threads are not there; forget them."""
+        self._line = deque()
 
     def stats(self) -> BufPoolStats:
         """A snapshot of the counters, in bytes where they are sizes (leaks found since the
         last call are counted first, and their budget returned)."""
         self._drain_leaks()
         size = self._buffer_size
+        # Read in one section, which allocates nothing (ints only); built after it.
+        in_use, high_water, idle, waiting, waited_s, timeouts, allocations, fresh, leaks = self._counters()
+        return BufPoolStats(
+            budget=self._budget * size,
+            in_use=in_use * size,
+            high_water=high_water * size,
+            idle=idle * size,
+            waiting=waiting,
+            waited_s=waited_s,
+            timeouts=timeouts,
+            allocations=allocations,
+            reused=allocations - fresh,
+            leaks=leaks,
+        )
+
+    def _counters(self) -> tuple[int, int, int, int, float, int, int, int, int]:
         with self._lock:
-            return BufPoolStats(
-                budget=self._budget * size,
-                in_use=self._in_use * size,
-                high_water=self._high_water * size,
-                idle=self._idle_bytes(),
-                waiting=len(self._line),
-                waited_s=self._waited_s,
-                timeouts=self._timeouts,
-                allocations=self._allocations,
-                reused=self._allocations - self._fresh,
-                leaks=self._leaks,
-            )
+            idle = self._idle
+            idle_buffers = 0
+            k = len(idle)
+            while k:  # not `for`: an iterator is an object the collector tracks
+                k -= 1
+                idle_buffers += len(idle[k]) << k
+            in_use = self._in_use
+            high_water = self._high_water
+            waiting = len(self._line)
+            waited_s = self._waited_s
+            timeouts = self._timeouts
+            allocations = self._allocations
+            fresh = self._fresh
+            leaks = self._leaks
+        return in_use, high_water, idle_buffers, waiting, waited_s, timeouts, allocations, fresh, leaks
 
     def __repr__(self) -> str:
         return (

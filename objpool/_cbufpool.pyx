@@ -136,9 +136,10 @@ cdef BufAllocation _make(BufPoolCore pool, bytearray block, Py_ssize_t n):
     return allocation
 
 
-def _allocation(BufPoolCore pool, bytearray block, Py_ssize_t n):
-    """A live `BufAllocation` of `n` buffers over `block` (its __init__ refuses outsiders)."""
-    return _make(pool, block, n)
+def _allocation(BufPoolCore pool, bytearray block, list claim not None):
+    """A live `BufAllocation` over `block` of the `n` buffers in the one-element `claim` (see
+    `_bufpool._allocation`): popped and made in C, with no Python code between."""
+    return _make(pool, block, claim.pop())
 
 
 cdef class BufPoolCore:
@@ -150,7 +151,7 @@ cdef class BufPoolCore:
     cdef public bint _closed
     cdef public Py_ssize_t _fresh  # allocations that needed new memory
     cdef public Py_ssize_t _high_water
-    cdef public dict _idle  # released blocks by size class (in buffers)
+    cdef public list _idle  # released blocks by size class: [k] holds blocks of 2**k buffers
     cdef public Py_ssize_t _in_use
     cdef public object _line
     cdef public object _lock
@@ -165,17 +166,18 @@ cdef class BufPoolCore:
             ValueError: `n < 1`, or `n` buffers exceed the whole budget.
             TypeError: `n` is not an int, or `timeout` not a number or None.
         """
-        cdef Py_ssize_t count, size_class
-        cdef bint fresh = False
+        cdef Py_ssize_t count, k
+        cdef bint charged = False
         cdef list idle
+        cdef object block = None
         if type(n) is not int or n < 1 or n > self._budget:
             n = self._check_n(n)  # raises, naming the rule
         count = n
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
             timeout = check_wait("timeout", timeout)
-        size_class = 1
-        while size_class < count:
-            size_class <<= 1
+        k = 0
+        while (<Py_ssize_t>1 << k) < count:  # the size class: blocks of 2**k buffers
+            k += 1
         lock = self._lock
         lock.acquire()
         try:
@@ -184,53 +186,66 @@ cdef class BufPoolCore:
                 if self._in_use > self._high_water:
                     self._high_water = self._in_use
                 self._allocations += 1
-                idle = self._idle.get(size_class)
+                idle = <list>self._idle[k]
                 if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
-                    return _make(self, idle.pop(), count)
-                self._fresh += 1
-                fresh = True
+                    block = idle.pop()
+                else:
+                    self._fresh += 1
+                charged = True
         finally:
             lock.release()
-        if fresh:  # budget charged; the memory is allocated outside the lock
-            return _make(self, bytearray(size_class * self._buffer_size), count)
-        return self._allocate_slow(n, timeout)
+        if not charged:
+            return self._allocate_slow(n, timeout)
+        # Budget charged; the allocation (and any new memory) is made after the section, which
+        # must allocate nothing, and in C, so no interrupt can land before it holds the budget.
+        if block is None:
+            block = bytearray(self._buffer_size << k)
+        return _make(self, block, count)
 
     def _give_back(self, Py_ssize_t n, block):
         """Return `n` buffers' budget (and their block for reuse) and serve the line."""
         self._give_back_c(n, block)
 
     cdef int _give_back_c(self, Py_ssize_t n, object block) except -1:
-        cdef Py_ssize_t size_class, need
-        cdef list handed = None
-        cdef list idle
+        cdef Py_ssize_t k, size_class
         lock = self._lock
         lock.acquire()
         try:
             self._in_use -= n
             if block is not None:
                 size_class = len(block) // self._buffer_size
-                idle = self._idle.get(size_class)
-                if idle is None:
-                    idle = self._idle[size_class] = []
-                idle.append(block)
-            line = self._line
-            while line:
-                need, waiter = line[0]
-                if self._in_use + need > self._budget:
-                    break  # head-of-line blocking: nobody passes the oldest request
-                line.popleft()
-                self._charge(need)
-                waiter.index = need
-                if handed is None:
-                    handed = []
-                handed.append(waiter)
+                k = 0
+                while (<Py_ssize_t>1 << k) < size_class:
+                    k += 1
+                (<list>self._idle[k]).append(block)
+            waiter = self._grant_head_c() if self._line else None
         finally:
             lock.release()
-        if handed is not None:
-            for waiter in handed:
-                if not waiter.wake():  # its event loop closed: it will never take the budget
-                    self._leave(waiter)
+        while waiter is not None:  # woken one per section, outside it, as in _bufpool.py
+            if not waiter.wake():  # its event loop closed: it will never take the budget
+                self._leave_granted(waiter)
+            waiter = self._grant_next()
         return 0
+
+    def _grant_next(self):
+        with self._lock:
+            return self._grant_head_c() if self._line else None
+
+    def _grant_head(self):
+        """Under the lock: see `_bufpool._BufPoolCore._grant_head`."""
+        return self._grant_head_c()
+
+    cdef object _grant_head_c(self):
+        cdef Py_ssize_t need
+        need, waiter = self._line[0]
+        if self._in_use + need > self._budget:
+            return None
+        self._in_use += need
+        if self._in_use > self._high_water:
+            self._high_water = self._in_use
+        waiter.index = need  # the grant sits on the waiter until its allocation holds it
+        self._line.popleft()
+        return waiter
 
     def _charge(self, Py_ssize_t n):
         self._in_use += n

@@ -234,11 +234,19 @@ cdef class SizedPoolCore:
         cdef double now
         cdef bint locked
         ref = handle
-        k = handle._index
+        if handle._index < 0:
+            raise StaleRefError(f"{ref!r} was already released")
+        buffer = handle._value
+        # The clock is read while the handle is still live: if it raises, nothing changed.
+        if _C_CLOCK and self._clock is _MONOTONIC:
+            now = objpool_monotonic()
+        else:
+            now = self._clock()
+        entry = (now, buffer)  # allocated before the section, which must allocate nothing
+        k = handle._index  # re-read: the clock may have run Python code
         if k < 0:
             raise StaleRefError(f"{ref!r} was already released")
         handle._index = -1  # won: no Python call between the test and this write
-        buffer = handle._value
         classes = len(self._classes)
         if k >= classes:  # oversize, k - classes bytes: never kept
             self._return_oversize(k - classes)
@@ -254,14 +262,9 @@ cdef class SizedPoolCore:
             size_class.lent -= 1
             lock.give()
             raise
-        if _C_CLOCK and self._clock is _MONOTONIC:
-            now = objpool_monotonic()
-        else:
-            now = self._clock()
         if k < self._cached_classes:
-            self._put_cached(k, buffer, now)
+            self._put_cached(k, entry)
             return 0
-        entry = (now, buffer)  # allocated before the section, which must allocate nothing
         locked = lock.held  # see CLock
         if locked:
             lock.take()
@@ -275,7 +278,7 @@ cdef class SizedPoolCore:
         finally:
             if locked:
                 lock.give()
-        self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
+        self._keep_slow(size_class, entry)  # evictions first, or a sweep is due
         return 0
 
 

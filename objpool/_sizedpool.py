@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 
 from ._bytebuffer import ByteBuffer
 from ._compiled import COMPILED
+from . import _fork
 from ._errors import ForeignRefError, StaleRefError
+from ._fork import HeldLock
 from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
@@ -39,6 +41,9 @@ DEFAULT_MAX_IDLE_S: Final = 60.0
 """How long a buffer may sit idle before the pool frees it (.NET's `ArrayPool` trims at 60 s)."""
 
 _SWEEPS_PER_MAX_IDLE: Final = 4  # so an idle buffer outlives max_idle_s by at most a quarter of it
+_FOREVER: Final = float("inf")  # a return time every idle buffer is older than
+_GLOBAL_COUNTS: Final = 4  # stats(): oversize bytes lent, oversize gets, leaks, pinned bytes
+_CLASS_COUNTS: Final = 8  # stats(): per class, the fields of SizeClassStats (idle and lent in buffers)
 
 
 @final
@@ -189,6 +194,10 @@ class _SizedPoolCore:
             buffer = ref.value
         except StaleRefError:
             raise StaleRefError(f"{ref!r} was already released") from None
+        # The clock is read while the handle is still live: if it raises (a bug, an interrupt
+        # in a clock that sleeps) nothing has changed. The idle entry is built here too, so
+        # that a collection it makes due runs at the end_handle() call, not in the section.
+        entry = (self._clock(), buffer)
         k = end_handle(ref)
         if k < 0:  # another thread released it just now
             raise StaleRefError(f"{ref!r} was already released")
@@ -200,12 +209,10 @@ class _SizedPoolCore:
         try:
             buffer.reset()  # outside the lock: with zero_on_reset it wipes up to 64 MiB
         except BaseException:  # only a MemoryError can get here: the buffer is dropped
-            with self._lock:
-                size_class.lent -= 1
+            self._drop_lent(size_class)
             raise
-        now = self._clock()
         if k < self._cached_classes:
-            self._put_cached(k, buffer, now)
+            self._put_cached(k, entry)
             return
         lock = self._lock
         if not lock.acquire(False):
@@ -213,13 +220,13 @@ class _SizedPoolCore:
         try:
             size_class.lent -= 1
             size = size_class.size
-            if self._retained + size <= self._max_retained and now < self._next_sweep:
-                size_class.idle.append((now, buffer))
+            if self._retained + size <= self._max_retained and entry[0] < self._next_sweep:
+                size_class.idle.append(entry)
                 self._retained += size
                 return
         finally:
             lock.release()
-        self._keep_slow(size_class, buffer, now)  # evictions first, or a sweep is due
+        self._keep_slow(size_class, entry)  # evictions first, or a sweep is due
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
         raise NotImplementedError  # SizedPool's
@@ -227,7 +234,10 @@ class _SizedPoolCore:
     def _get_cached(self, k: int) -> OwnedRef[ByteBuffer]:
         raise NotImplementedError  # SizedPool's
 
-    def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
+    def _put_cached(self, k: int, entry: tuple[float, ByteBuffer]) -> None:
+        raise NotImplementedError  # SizedPool's
+
+    def _drop_lent(self, size_class: _SizeClass) -> None:
         raise NotImplementedError  # SizedPool's
 
     def _new_buffer(self, size: int) -> ByteBuffer:
@@ -239,7 +249,7 @@ class _SizedPoolCore:
     def _return_oversize(self, nbytes: int) -> None:
         raise NotImplementedError  # SizedPool's
 
-    def _keep_slow(self, size_class: _SizeClass, buffer: ByteBuffer, now: float) -> None:
+    def _keep_slow(self, size_class: _SizeClass, entry: tuple[float, ByteBuffer]) -> None:
         raise NotImplementedError  # SizedPool's
 
 
@@ -352,6 +362,7 @@ class SizedPool(_SizedPoolCore):
         self._caches: list[ThreadCache] = []  # every live thread's, and dead ones' until settled
         self._orphans: list[ThreadCache] = []  # caches of threads that ended, appended by finalizers
         self._credits = 0  # bytes the caches may hold, counted in _retained
+        _fork.register(self)
 
     # -- the rest -------------------------------------------------------------------------------
 
@@ -374,45 +385,59 @@ class SizedPool(_SizedPoolCore):
         buffer = cache.pop(k)
         if buffer is None:  # get()'s shared path (inlined there, ~100 ns a call), but that
             size_class = self._classes[k]  # the high water adds up the caches' counts
-            with self._lock:
-                if size_class.idle:
-                    buffer = size_class.idle.pop()[1]
-                    self._retained -= size_class.size
-                    size_class.hits += 1
-                else:
-                    size_class.misses += 1
-                size_class.lent += 1
-                # The caches' counts, read without their locks: a high water sampled here,
-                # on the shared path, not on every get (see stats()).
-                lent = size_class.lent + sum(cache.lent[k] for cache in self._caches)
-                if lent > size_class.high_water:
-                    size_class.high_water = lent
+            buffer = self._take_shared(size_class, k)
             if buffer is None:
                 buffer = self._new_buffer(size_class.size)
         return handle_for(self, buffer, k)
 
-    def _put_cached(self, k: int, buffer: ByteBuffer, now: float) -> None:
+    def _take_shared(self, size_class: _SizeClass, k: int) -> ByteBuffer | None:
+        """Under the lock: class `k`'s newest idle buffer from the shared stack, if any."""
+        with self._lock:
+            buffer = None
+            if size_class.idle:
+                buffer = size_class.idle.pop()[1]
+                self._retained -= size_class.size
+                size_class.hits += 1
+            else:
+                size_class.misses += 1
+            size_class.lent += 1
+            # The caches' counts, read without their locks: a high water sampled here,
+            # on the shared path, not on every get (see stats()).
+            lent = size_class.lent
+            caches = self._caches
+            i = len(caches)
+            while i:  # not `for`, nor sum(): an iterator is an object the collector tracks
+                i -= 1
+                lent += caches[i].lent[k]
+            if lent > size_class.high_water:
+                size_class.high_water = lent
+            return buffer
+
+    def _put_cached(self, k: int, entry: tuple[float, ByteBuffer]) -> None:
         """`deallocate` of a cached class: into this thread's cache, its oldest spilling over
-        to the shared stack when the cache is full and may not grow (stamped `now` there:
+        to the shared stack when the cache is full and may not grow (stamped anew there:
         its idle time restarts, so it may outlive `max_idle_s` by at most that much)."""
         try:
             cache: ThreadCache = self._local.cache
         except AttributeError:
             cache = self._new_thread_cache()
         if cache.wants_credit(k):
-            size = self._classes[k].size
-            with self._lock:  # room for one more, within half the budget for all caches
-                if self._credits + size <= self._max_retained // 2 and self._retained + size <= self._max_retained:
-                    cache.grant(k)
-                    self._credits += size
-                    self._retained += size
-        spilled = cache.push(k, now, buffer)
+            self._grant_credit(cache, k)
+        spilled = cache.push(k, entry)
         if spilled is not None:
-            self._keep_slow(self._classes[k], spilled, now)  # sweeps too, if one is due
-        elif now >= self._next_sweep:
+            self._keep_slow(self._classes[k], (entry[0], spilled))  # sweeps too, if one is due
+        elif entry[0] >= self._next_sweep:
             freed: list[ByteBuffer] = []  # freed after the lock is released
-            with self._lock:
-                self._sweep(now, freed)
+            self._sweep(entry[0], freed)
+
+    def _grant_credit(self, cache: ThreadCache, k: int) -> None:
+        """Room for one more buffer of class `k` in `cache`, within half the budget for all."""
+        size = self._classes[k].size
+        with self._lock:
+            if self._credits + size <= self._max_retained // 2 and self._retained + size <= self._max_retained:
+                cache.grant(k)
+                self._credits += size
+                self._retained += size
 
     def _new_thread_cache(self) -> ThreadCache:
         cache = ThreadCache(self._cached_classes)
@@ -421,22 +446,28 @@ class SizedPool(_SizedPoolCore):
         token = _ThreadToken()
         weakref.finalize(token, self._orphans.append, cache)
         freed: list[ByteBuffer] = []
-        with self._lock:
-            self._settle_orphans(freed)
-            self._caches.append(cache)
+        self._add_cache(cache, freed)
         self._local.cache = cache
         self._local.token = token
         return cache
 
+    def _add_cache(self, cache: ThreadCache, freed: list[ByteBuffer]) -> None:
+        with self._lock:
+            self._settle_orphans(freed)
+            self._caches.append(cache)  # may grow the list: memory, not a tracked object
+
     def _settle_orphans(self, freed: list[ByteBuffer]) -> None:
         """Under the lock: fold the caches of ended threads into the classes, free their
         buffers (counted as trimmed) and return their credits."""
-        while self._orphans:
-            cache = self._orphans.pop()
+        orphans = self._orphans
+        while orphans:
+            cache = orphans.pop()
+            if cache not in self._caches:  # settled already (after a fork, see forked_child)
+                continue
             self._caches.remove(cache)
-            for k in range(self._cached_classes):
+            for k in range(self._cached_classes):  # a range's iterator is not tracked
                 size_class = self._classes[k]
-                taken = cache.take_idle(k, float("inf"), freed)
+                taken = cache.take_idle(k, _FOREVER, freed)
                 size_class.trimmed += taken
                 size_class.hits += cache.hits[k]
                 size_class.lent += cache.lent[k]
@@ -462,9 +493,17 @@ class SizedPool(_SizedPoolCore):
         with self._lock:
             self._oversize_lent -= nbytes
 
-    def _keep_slow(self, size_class: _SizeClass, buffer: ByteBuffer, now: float) -> None:
+    def _drop_lent(self, size_class: _SizeClass) -> None:
+        """A lent buffer is dropped instead of kept (its reset failed)."""
+        with self._lock:
+            size_class.lent -= 1
+
+    def _keep_slow(self, size_class: _SizeClass, entry: tuple[float, ByteBuffer]) -> None:
         """Keep a returned buffer when that means evicting others first, or a sweep is due."""
         freed: list[ByteBuffer] = []  # freed after the lock is released
+        self._keep_evicting(size_class, entry, freed)
+
+    def _keep_evicting(self, size_class: _SizeClass, entry: tuple[float, ByteBuffer], freed: list[ByteBuffer]) -> None:
         with self._lock:
             self._settle_orphans(freed)
             size = size_class.size
@@ -477,10 +516,10 @@ class SizedPool(_SizedPoolCore):
             else:
                 while self._retained + size > self._max_retained:
                     freed.append(self._evict_oldest())
-                size_class.idle.append((now, buffer))
+                size_class.idle.append(entry)
                 self._retained += size
-            if now >= self._next_sweep:
-                self._sweep(now, freed)
+            if entry[0] >= self._next_sweep:
+                self._sweep_locked(entry[0], freed)
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
         with self._lock:
@@ -512,26 +551,41 @@ class SizedPool(_SizedPoolCore):
 
     def _evict_oldest(self) -> ByteBuffer:
         """Under the lock: take out the idle buffer returned longest ago, in any class."""
-        oldest = min((c for c in self._classes if c.idle), key=lambda c: c.idle[0][0])
+        classes = self._classes
+        oldest = None
+        for k in range(len(classes)):  # not min(key=...): no object is made under the lock
+            c = classes[k]
+            if c.idle and (oldest is None or c.idle[0][0] < oldest.idle[0][0]):
+                oldest = c
+        assert oldest is not None  # called only while more is retained than fits
         oldest.evictions += 1
         self._retained -= oldest.size
         return oldest.idle.popleft()[1]
 
     def _sweep(self, now: float, freed: list[ByteBuffer]) -> None:
-        """Under the lock: move every buffer idle for longer than `max_idle_s` to `freed`."""
+        """Move every buffer idle for longer than `max_idle_s` to `freed` (freed by the caller)."""
+        with self._lock:
+            self._sweep_locked(now, freed)
+
+    def _sweep_locked(self, now: float, freed: list[ByteBuffer]) -> None:
         self._next_sweep = now + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
         self._take_idle(now - self._max_idle_s, freed)
 
     def _take_idle(self, returned_before: float, freed: list[ByteBuffer]) -> None:
-        for size_class in self._classes:
+        """Under the lock: move every buffer returned at or before `returned_before` to `freed`."""
+        classes = self._classes
+        for k in range(len(classes)):  # a range's iterator is not tracked: no object is made
+            size_class = classes[k]
             idle = size_class.idle
             while idle and idle[0][0] <= returned_before:
                 freed.append(idle.popleft()[1])
                 size_class.trimmed += 1
                 self._retained -= size_class.size
-        for cache in self._caches:  # their credits go back with their buffers
+        caches = self._caches
+        for i in range(len(caches)):  # their credits go back with their buffers
+            cache = caches[i]
             for k in range(self._cached_classes):
-                size_class = self._classes[k]
+                size_class = classes[k]
                 taken = cache.take_idle(k, returned_before, freed)
                 size_class.trimmed += taken
                 self._retained -= taken * size_class.size
@@ -542,11 +596,14 @@ class SizedPool(_SizedPoolCore):
         return the bytes freed."""
         max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=True)
         freed: list[ByteBuffer] = []
-        now = self._clock()
+        returned_before = self._clock() - max_idle_s if max_idle_s else _FOREVER
+        return self._trim(returned_before, freed)  # the buffers are freed as `freed` goes
+
+    def _trim(self, returned_before: float, freed: list[ByteBuffer]) -> int:
         with self._lock:
             self._settle_orphans(freed)  # first: a dead thread's unused credits are not bytes freed
             before = self._retained
-            self._take_idle(now - max_idle_s if max_idle_s else float("inf"), freed)
+            self._take_idle(returned_before, freed)
             return before - self._retained
 
     def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
@@ -592,41 +649,73 @@ class SizedPool(_SizedPoolCore):
     def stats(self) -> SizedPoolStats:
         """A snapshot of the counters (leaks found since the last call counted first)."""
         freed: list[ByteBuffer] = []
+        # Read in one section into a list made before it (ints only: nothing the collector
+        # tracks is made under the lock), then built into the stats objects after it.
+        counts = [0] * (_GLOBAL_COUNTS + _CLASS_COUNTS * len(self._classes))
+        self._read_counts(counts, freed)
+        oversize_lent, oversize, leaks, pinned = counts[:_GLOBAL_COUNTS]
+        classes = []
+        for k in range(len(self._classes)):
+            at = _GLOBAL_COUNTS + _CLASS_COUNTS * k
+            size, hits, misses, evictions, trimmed, idle, lent, high_water = counts[at : at + _CLASS_COUNTS]
+            classes.append(
+                SizeClassStats(
+                    size=size,
+                    hits=hits,
+                    misses=misses,
+                    evictions=evictions,
+                    trimmed=trimmed,
+                    retained=idle * size,
+                    lent=lent * size,
+                    high_water=high_water * size,
+                )
+            )
+        return SizedPoolStats(
+            classes=tuple(classes),
+            retained=sum(c.retained for c in classes),
+            lent=sum(c.lent for c in classes) + oversize_lent,
+            oversize=oversize,
+            leaks=leaks,
+            pinned=pinned,
+        )
+
+    def _read_counts(self, counts: list[int], freed: list[ByteBuffer]) -> None:
+        """Under the lock: the counters into `counts` (see stats()), the caches' included."""
         with self._lock:
             self._settle_leaks()
             self._settle_orphans(freed)
-            classes = tuple(self._class_stats(k) for k in range(len(self._classes)))
             while self._unpinned:
                 self._pinned_made -= self._unpinned.pop()
-            return SizedPoolStats(
-                classes=classes,
-                retained=sum(c.retained for c in classes),
-                lent=sum(c.lent for c in classes) + self._oversize_lent,
-                oversize=self._oversize,
-                leaks=self._leaks,
-                pinned=self._pinned_made,
-            )
+            counts[0] = self._oversize_lent
+            counts[1] = self._oversize
+            counts[2] = self._leaks
+            counts[3] = self._pinned_made
+            classes = self._classes
+            caches = self._caches
+            for k in range(len(classes)):
+                c = classes[k]
+                at = _GLOBAL_COUNTS + _CLASS_COUNTS * k
+                counts[at] = c.size
+                counts[at + 1] = c.hits
+                counts[at + 2] = c.misses
+                counts[at + 3] = c.evictions
+                counts[at + 4] = c.trimmed
+                counts[at + 5] = len(c.idle)
+                counts[at + 6] = c.lent
+                counts[at + 7] = c.high_water
+                if k < self._cached_classes:
+                    for i in range(len(caches)):
+                        caches[i].add_counts(k, counts, at + 1)  # hits, then idle and lent
 
-    def _class_stats(self, k: int) -> SizeClassStats:
-        """Under the lock: class `k`'s counters, its thread caches' included."""
-        c = self._classes[k]
-        hits, lent, idle = c.hits, c.lent, len(c.idle)
-        if k < self._cached_classes:
-            for cache in self._caches:
-                cache_hits, cache_lent, cache_idle = cache.counts(k)
-                hits += cache_hits
-                lent += cache_lent
-                idle += cache_idle
-        return SizeClassStats(
-            size=c.size,
-            hits=hits,
-            misses=c.misses,
-            evictions=c.evictions,
-            trimmed=c.trimmed,
-            retained=idle * c.size,
-            lent=lent * c.size,
-            high_water=c.high_water * c.size,
-        )
+    def fork_locks(self) -> list[HeldLock]:
+        """The pool's lock, then every thread cache's (the order its own code nests them)."""
+        return [self._lock, *(cache.lock for cache in self._caches)]
+
+    def forked_child(self) -> None:
+        """In a child process: the caches of the parent's other threads are orphans now
+        (their buffers are freed, counted as trimmed, by the next settle)."""
+        mine = getattr(self._local, "cache", None)
+        self._orphans.extend(cache for cache in self._caches if cache is not mine and cache not in self._orphans)
 
     def __copy__(self) -> NoReturn:
         raise TypeError("SizedPool cannot be copied: its handles name one pool")

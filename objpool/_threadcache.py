@@ -62,21 +62,23 @@ class ThreadCache:
         with self.lock:
             self.credit[k] += 1
 
-    def push(self, k: int, now: float, buffer: ByteBuffer) -> ByteBuffer | None:
-        """Keep `buffer` as class `k`'s newest; return the one left without room, if any.
+    def push(self, k: int, entry: tuple[float, ByteBuffer]) -> ByteBuffer | None:
+        """Keep `entry` (returned at, buffer) as class `k`'s newest; return the buffer left
+        without room, if any.
 
-        That is `buffer` itself when the class has no credit, else the class's oldest, so
-        that the cache always holds a thread's newest returns (get stays LIFO).
+        That is the entry's own buffer when the class has no credit, else the class's oldest,
+        so that the cache always holds a thread's newest returns (get stays LIFO). The entry
+        is built by the caller: a section makes no object the collector tracks.
         """
         with self.lock:
             self.lent[k] -= 1
             idle = self.idle[k]
             if len(idle) < self.credit[k]:
-                idle.append((now, buffer))
+                idle.append(entry)
                 return None
             if not idle:
-                return buffer
-            idle.append((now, buffer))
+                return entry[1]
+            idle.append(entry)
             return idle.pop(0)[1]
 
     def take_idle(self, k: int, returned_before: float, freed: list[ByteBuffer]) -> int:
@@ -91,7 +93,10 @@ class ThreadCache:
             self.credit[k] -= taken
             return taken
 
-    def counts(self, k: int) -> tuple[int, int, int]:
-        """Class `k`'s (hits, lent, idle buffers) now."""
+    def add_counts(self, k: int, counts: list[int], at: int) -> None:
+        """Add class `k`'s hits, idle buffers and lent buffers now to `counts[at]`,
+        `counts[at + 4]` and `counts[at + 5]` (the layout of `SizedPool.stats()`'s reading)."""
         with self.lock:
-            return self.hits[k], self.lent[k], len(self.idle[k])
+            counts[at] += self.hits[k]
+            counts[at + 4] += len(self.idle[k])
+            counts[at + 5] += self.lent[k]

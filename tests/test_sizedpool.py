@@ -519,19 +519,19 @@ def test_the_hot_path_waits_while_a_python_section_holds_the_lock(monkeypatch: p
     pool = SizedPool(min_size=4 * KiB, max_size=1 * MiB, thread_cache=True)
     pool.get(4 * KiB).release()  # this thread has a cache, which stats() visits under the lock
     inside, go, done = threading.Event(), threading.Event(), threading.Event()
-    counts = ThreadCache.counts
+    add_counts = ThreadCache.add_counts
 
-    def paused(cache: ThreadCache, k: int) -> tuple[int, int, int]:
+    def paused(cache: ThreadCache, k: int, counts: list[int], at: int) -> None:
         if not inside.is_set():
             inside.set()
             go.wait(10)
-        return counts(cache, k)
+        add_counts(cache, k, counts, at)
 
     def get_and_put() -> None:
         pool.get(1 * MiB).release()
         done.set()
 
-    monkeypatch.setattr(ThreadCache, "counts", paused)
+    monkeypatch.setattr(ThreadCache, "add_counts", paused)
     holder = threading.Thread(target=pool.stats)
     holder.start()
     inside.wait(10)
