@@ -255,9 +255,9 @@ class _BufPoolCore:
         k = (n - 1).bit_length()  # the size class: blocks of 2**k buffers
         block = None
         lock = self._lock
-        if not lock.acquire(False):  # not `with`: see _locking
-            take_contended(lock)
+        locked = False
         try:
+            locked = lock.acquire(False) or take_contended(lock)  # not `with`: see _locking
             if not self._line and not self._closed and self._in_use + n <= self._budget:
                 in_use = self._in_use = self._in_use + n
                 if in_use > self._high_water:
@@ -272,7 +272,8 @@ class _BufPoolCore:
             else:
                 charged = False
         finally:
-            lock.release()
+            if locked:
+                lock.release()
         if not charged:
             return self._allocate_slow(n, timeout)
         # Budget charged. Nothing was built under the lock (a collection started there could
@@ -293,28 +294,36 @@ class _BufPoolCore:
         allocates (see the module docstring).
         """
         lock = self._lock
-        if not lock.acquire(False):
-            take_contended(lock)
+        locked = False
         try:
+            locked = lock.acquire(False) or take_contended(lock)
             self._in_use -= n
             if block is not None:
                 self._idle[(len(block) // self._buffer_size).bit_length() - 1].append(block)
             waiter = self._grant_head() if self._line else None
         finally:
-            lock.release()
+            if locked:
+                lock.release()
         while waiter is not None:
             if not waiter.wake():  # its event loop closed: it will never take the budget
                 self._leave_granted(waiter)
             waiter = self._grant_next()
 
     def _grant_next(self) -> Waiter | None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             return self._grant_head() if self._line else None
+        finally:
+            if locked:
+                self._lock.release()
 
     def _grant_head(self) -> Waiter | None:
         """Under the lock: charge the oldest waiter's request if it fits (head-of-line
         blocking: nobody passes it), take it out of the line, and return it to be woken."""
-        need, waiter = self._line[0]
+        entry = self._line[0]  # not unpacked: 3.11's unspecialised unpacking makes an iterator
+        need = entry[0]
+        waiter = entry[1]
         if self._in_use + need > self._budget:
             return None
         self._charge(need)
@@ -478,13 +487,18 @@ class BufPool(_BufPoolCore):
 
     def _take(self, n: int) -> bool:
         """Charge `n` buffers if nobody waits ahead and they fit."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             if self._closed:
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
             if self._line or self._in_use + n > self._budget:
                 return False
             self._charge(n)
             return True
+        finally:
+            if locked:
+                self._lock.release()
 
     def _is_first(self, waiter: Waiter) -> bool:
         """Whether `waiter` heads the line: read without the lock, a hint for how often to poll."""
@@ -495,23 +509,34 @@ class BufPool(_BufPoolCore):
 
     def _join(self, entry: tuple[int, Waiter]) -> None:
         """Grant `entry`'s request at once if it fits and nobody is ahead, else queue it."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             if self._closed:
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-            n, waiter = entry
+            n = entry[0]  # not unpacked: see _grant_head
+            waiter = entry[1]
             if not self._line and self._in_use + n <= self._budget:
                 self._charge(n)
                 waiter.index = n
                 return
             self._line.append(entry)
+        finally:
+            if locked:
+                self._lock.release()
 
     def _withdraw(self, entry: tuple[int, Waiter]) -> int | None:
         """Take `entry` out of the line; or, if budget was granted to it already, that grant."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             waiter = entry[1]
             granted, waiter.index = waiter.index, None
             if granted is None and entry in self._line:  # tested first: no exception to build
                 self._line.remove(entry)
+        finally:
+            if locked:
+                self._lock.release()
         return granted
 
     def _leave(self, entry: tuple[int, Waiter]) -> None:
@@ -521,8 +546,13 @@ class BufPool(_BufPoolCore):
 
     def _leave_granted(self, waiter: Waiter) -> None:
         """A waiter that can never wake (its loop closed) gives its grant back."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             granted, waiter.index = waiter.index, None
+        finally:
+            if locked:
+                self._lock.release()
         if granted is not None:
             self._give_back(granted, None)
 
@@ -548,12 +578,22 @@ class BufPool(_BufPoolCore):
 
     def _waited(self, started: float) -> None:
         elapsed = time.monotonic() - started
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._waited_s += elapsed
+        finally:
+            if locked:
+                self._lock.release()
 
     def _exhausted(self, n: int, timeout: float | None) -> PoolExhaustedError:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._timeouts += 1
+        finally:
+            if locked:
+                self._lock.release()
         free = self._budget - self._in_use
         text = f"{n} buffer{'s' if n != 1 else ''} of {self._buffer_size} bytes {'do' if n != 1 else 'does'} not fit: {free} of {self._budget} free"
         if self._line:
@@ -577,13 +617,18 @@ class BufPool(_BufPoolCore):
 
     def _reuse(self, k: int) -> bytearray | None:
         """Count an allocation of class `k`; its newest idle block, if any."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._allocations += 1
             idle = self._idle[k]
             if idle:
                 return idle.pop()
             self._fresh += 1
             return None
+        finally:
+            if locked:
+                self._lock.release()
 
     def _lend_failed(self, claim: list[int]) -> None:
         """An interrupt stopped a lend before the allocation reached its caller: pop the
@@ -611,8 +656,13 @@ class BufPool(_BufPoolCore):
                 n = leaked.pop()
             except IndexError:  # another thread drained it first
                 return
-            with self._lock:
+            locked = False
+            try:
+                locked = self._lock.acquire()
                 self._leaks += 1
+            finally:
+                if locked:
+                    self._lock.release()
             self._give_back(n, None)
 
     # -- the rest ---------------------------------------------------------------------------
@@ -624,9 +674,14 @@ class BufPool(_BufPoolCore):
         return sum(len(block) for blocks in idle for block in blocks)  # freed as `idle` goes
 
     def _swap_idle(self, fresh: list[list[bytearray]]) -> list[list[bytearray]]:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             idle = self._idle
             self._idle = fresh
+        finally:
+            if locked:
+                self._lock.release()
         return idle
 
     def close(self) -> None:
@@ -637,10 +692,15 @@ class BufPool(_BufPoolCore):
             waiter.wake()
 
     def _close(self, fresh: deque[tuple[int, Waiter]]) -> deque[tuple[int, Waiter]]:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._closed = True
             waiters = self._line
             self._line = fresh  # swapped, not copied: the old line is woken outside the lock
+        finally:
+            if locked:
+                self._lock.release()
         return waiters
 
     def fork_locks(self) -> tuple[threading.Lock]:
@@ -672,7 +732,9 @@ class BufPool(_BufPoolCore):
         )
 
     def _counters(self) -> tuple[int, int, int, int, float, int, int, int, int]:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             idle = self._idle
             idle_buffers = 0
             k = len(idle)
@@ -687,6 +749,9 @@ class BufPool(_BufPoolCore):
             allocations = self._allocations
             fresh = self._fresh
             leaks = self._leaks
+        finally:
+            if locked:
+                self._lock.release()
         return in_use, high_water, idle_buffers, waiting, waited_s, timeouts, allocations, fresh, leaks
 
     def __repr__(self) -> str:

@@ -108,6 +108,25 @@ cdef class CLock:
         self.held = False
         self.give()
 
+    def acquire(self):
+        """Take the lock, as `__enter__` (Python sections use this: `with` makes two bound
+        methods, objects the collector tracks, on CPython 3.11-3.13)."""
+        self.take()
+        self.held = True
+        return True
+
+    def release(self):
+        """Let the lock go, as `__exit__`."""
+        self.held = False
+        self.give()
+
+    def locked(self):
+        """Whether some thread holds the lock now (as `threading.Lock.locked()`)."""
+        if PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            PyThread_release_lock(self._lock)
+            return False
+        return True
+
 
 @cython.final
 cdef class SizeClass:

@@ -653,8 +653,13 @@ class Pool(_PoolCore[T]):
         return self._lend_claimed(claim)
 
     def _exhausted_error(self, timeout: float | None) -> PoolExhaustedError:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._exhausted += 1
+        finally:
+            if locked:
+                self._lock.release()
         lent = f"all {self._size - self._retired} objects of {self!r} are lent out"
         return PoolExhaustedError(lent if not timeout else f"{lent}, and none came back within {timeout:g} s")
 
@@ -842,19 +847,29 @@ class Pool(_PoolCore[T]):
         del old  # its finaliser, if this was the last reference, runs here: no lock is held
 
     def _count_rebuilt(self, leaked: bool) -> None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             if leaked:
                 self._leaks += 1
             else:
                 self._reset_failures += 1
+        finally:
+            if locked:
+                self._lock.release()
 
     def _retire(self, leaked: bool) -> None:
-        with self._lock:  # one section: capacity and lent drop as the cause is counted
+        locked = False
+        try:
+            locked = self._lock.acquire()  # one section: capacity and lent drop as the cause is counted
             self._retired += 1
             if leaked:
                 self._leaks += 1
             else:
                 self._reset_failures += 1
+        finally:
+            if locked:
+                self._lock.release()
 
     def fork_locks(self) -> tuple[threading.Lock, threading.Lock]:
         """The pool's locks, for the fork hook (`objpool._fork`); never nested."""

@@ -158,9 +158,9 @@ class _SizedPoolCore:
         size_class = self._classes[k]
         buffer = None
         lock = self._lock
-        if not lock.acquire(False):  # not `with`: see _locking
-            take_contended(lock)
+        locked = False
         try:
+            locked = lock.acquire(False) or take_contended(lock)  # not `with`: see _locking
             if size_class.idle:
                 buffer = size_class.idle.pop()[1]
                 self._retained -= size_class.size
@@ -171,7 +171,8 @@ class _SizedPoolCore:
             if lent > size_class.high_water:
                 size_class.high_water = lent
         finally:
-            lock.release()
+            if locked:
+                lock.release()
         if buffer is None:  # allocated outside the lock (a miss: a call is nothing beside it)
             buffer = self._new_buffer(size_class.size)
         return handle_for(self, buffer, k)
@@ -215,9 +216,9 @@ class _SizedPoolCore:
             self._put_cached(k, entry)
             return
         lock = self._lock
-        if not lock.acquire(False):
-            take_contended(lock)
+        locked = False
         try:
+            locked = lock.acquire(False) or take_contended(lock)
             size_class.lent -= 1
             size = size_class.size
             if self._retained + size <= self._max_retained and entry[0] < self._next_sweep:
@@ -225,7 +226,8 @@ class _SizedPoolCore:
                 self._retained += size
                 return
         finally:
-            lock.release()
+            if locked:
+                lock.release()
         self._keep_slow(size_class, entry)  # evictions first, or a sweep is due
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
@@ -392,7 +394,9 @@ class SizedPool(_SizedPoolCore):
 
     def _take_shared(self, size_class: _SizeClass, k: int) -> ByteBuffer | None:
         """Under the lock: class `k`'s newest idle buffer from the shared stack, if any."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             buffer = None
             if size_class.idle:
                 buffer = size_class.idle.pop()[1]
@@ -412,6 +416,9 @@ class SizedPool(_SizedPoolCore):
             if lent > size_class.high_water:
                 size_class.high_water = lent
             return buffer
+        finally:
+            if locked:
+                self._lock.release()
 
     def _put_cached(self, k: int, entry: tuple[float, ByteBuffer]) -> None:
         """`deallocate` of a cached class: into this thread's cache, its oldest spilling over
@@ -433,11 +440,16 @@ class SizedPool(_SizedPoolCore):
     def _grant_credit(self, cache: ThreadCache, k: int) -> None:
         """Room for one more buffer of class `k` in `cache`, within half the budget for all."""
         size = self._classes[k].size
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             if self._credits + size <= self._max_retained // 2 and self._retained + size <= self._max_retained:
                 cache.grant(k)
                 self._credits += size
                 self._retained += size
+        finally:
+            if locked:
+                self._lock.release()
 
     def _new_thread_cache(self) -> ThreadCache:
         cache = ThreadCache(self._cached_classes)
@@ -452,9 +464,14 @@ class SizedPool(_SizedPoolCore):
         return cache
 
     def _add_cache(self, cache: ThreadCache, freed: list[ByteBuffer]) -> None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._settle_orphans(freed)
             self._caches.append(cache)  # may grow the list: memory, not a tracked object
+        finally:
+            if locked:
+                self._lock.release()
 
     def _settle_orphans(self, freed: list[ByteBuffer]) -> None:
         """Under the lock: fold the caches of ended threads into the classes, free their
@@ -490,13 +507,23 @@ class SizedPool(_SizedPoolCore):
         return ByteBuffer(size, zero_on_reset=self._zero)
 
     def _return_oversize(self, nbytes: int) -> None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._oversize_lent -= nbytes
+        finally:
+            if locked:
+                self._lock.release()
 
     def _drop_lent(self, size_class: _SizeClass) -> None:
         """A lent buffer is dropped instead of kept (its reset failed)."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             size_class.lent -= 1
+        finally:
+            if locked:
+                self._lock.release()
 
     def _keep_slow(self, size_class: _SizeClass, entry: tuple[float, ByteBuffer]) -> None:
         """Keep a returned buffer when that means evicting others first, or a sweep is due."""
@@ -504,7 +531,9 @@ class SizedPool(_SizedPoolCore):
         self._keep_evicting(size_class, entry, freed)
 
     def _keep_evicting(self, size_class: _SizeClass, entry: tuple[float, ByteBuffer], freed: list[ByteBuffer]) -> None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._settle_orphans(freed)
             size = size_class.size
             room = self._max_retained - self._retained
@@ -520,11 +549,19 @@ class SizedPool(_SizedPoolCore):
                 self._retained += size
             if entry[0] >= self._next_sweep:
                 self._sweep_locked(entry[0], freed)
+        finally:
+            if locked:
+                self._lock.release()
 
     def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._oversize += 1
             self._oversize_lent += n
+        finally:
+            if locked:
+                self._lock.release()
         buffer = self._new_buffer(n)
         # The handle's index says "oversize, n bytes" (past the class indices), so that a
         # release or a leak knows the size without the buffer.
@@ -542,8 +579,13 @@ class SizedPool(_SizedPoolCore):
                     RuntimeWarning,
                 )
             return ByteBuffer(size, zero_on_reset=self._zero)
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._pinned_made += size
+        finally:
+            if locked:
+                self._lock.release()
         # Counted back when the block is freed, wherever that happens (evicted, trimmed,
         # leaked, or an oversize buffer returned): in the collector, so only an append.
         weakref.finalize(block, self._unpinned.append, size)
@@ -564,8 +606,13 @@ class SizedPool(_SizedPoolCore):
 
     def _sweep(self, now: float, freed: list[ByteBuffer]) -> None:
         """Move every buffer idle for longer than `max_idle_s` to `freed` (freed by the caller)."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._sweep_locked(now, freed)
+        finally:
+            if locked:
+                self._lock.release()
 
     def _sweep_locked(self, now: float, freed: list[ByteBuffer]) -> None:
         self._next_sweep = now + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
@@ -600,11 +647,16 @@ class SizedPool(_SizedPoolCore):
         return self._trim(returned_before, freed)  # the buffers are freed as `freed` goes
 
     def _trim(self, returned_before: float, freed: list[ByteBuffer]) -> int:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._settle_orphans(freed)  # first: a dead thread's unused credits are not bytes freed
             before = self._retained
             self._take_idle(returned_before, freed)
             return before - self._retained
+        finally:
+            if locked:
+                self._lock.release()
 
     def _on_leak(self, k: int, ref: OwnedRef[ByteBuffer]) -> None:
         # From OwnedRef.__del__, maybe inside the garbage collector, maybe while this very
@@ -681,7 +733,9 @@ class SizedPool(_SizedPoolCore):
 
     def _read_counts(self, counts: list[int], freed: list[ByteBuffer]) -> None:
         """Under the lock: the counters into `counts` (see stats()), the caches' included."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             self._settle_leaks()
             self._settle_orphans(freed)
             while self._unpinned:
@@ -706,6 +760,9 @@ class SizedPool(_SizedPoolCore):
                 if k < self._cached_classes:
                     for i in range(len(caches)):
                         caches[i].add_counts(k, counts, at + 1)  # hits, then idle and lent
+        finally:
+            if locked:
+                self._lock.release()
 
     def fork_locks(self) -> list[HeldLock]:
         """The pool's lock, then every thread cache's (the order its own code nests them)."""

@@ -44,13 +44,18 @@ class ThreadCache:
 
     def pop(self, k: int) -> ByteBuffer | None:
         """Class `k`'s newest idle buffer, counted as a hit and lent; None if there is none."""
-        with self.lock:
+        locked = False
+        try:
+            locked = self.lock.acquire()
             idle = self.idle[k]
             if not idle:
                 return None
             self.hits[k] += 1
             self.lent[k] += 1
             return idle.pop()[1]
+        finally:
+            if locked:
+                self.lock.release()
 
     def wants_credit(self, k: int) -> bool:
         """Whether class `k` is full and may still grow (read without the lock: only the
@@ -59,8 +64,13 @@ class ThreadCache:
 
     def grant(self, k: int) -> None:
         """One more buffer of class `k` may be kept (the pool has counted it)."""
-        with self.lock:
+        locked = False
+        try:
+            locked = self.lock.acquire()
             self.credit[k] += 1
+        finally:
+            if locked:
+                self.lock.release()
 
     def push(self, k: int, entry: tuple[float, ByteBuffer]) -> ByteBuffer | None:
         """Keep `entry` (returned at, buffer) as class `k`'s newest; return the buffer left
@@ -70,7 +80,9 @@ class ThreadCache:
         so that the cache always holds a thread's newest returns (get stays LIFO). The entry
         is built by the caller: a section makes no object the collector tracks.
         """
-        with self.lock:
+        locked = False
+        try:
+            locked = self.lock.acquire()
             self.lent[k] -= 1
             idle = self.idle[k]
             if len(idle) < self.credit[k]:
@@ -80,11 +92,16 @@ class ThreadCache:
                 return entry[1]
             idle.append(entry)
             return idle.pop(0)[1]
+        finally:
+            if locked:
+                self.lock.release()
 
     def take_idle(self, k: int, returned_before: float, freed: list[ByteBuffer]) -> int:
         """Move class `k`'s buffers returned at or before `returned_before` to `freed`,
         with their credits; return how many."""
-        with self.lock:
+        locked = False
+        try:
+            locked = self.lock.acquire()
             idle = self.idle[k]
             taken = 0
             while idle and idle[0][0] <= returned_before:
@@ -92,11 +109,19 @@ class ThreadCache:
                 taken += 1
             self.credit[k] -= taken
             return taken
+        finally:
+            if locked:
+                self.lock.release()
 
     def add_counts(self, k: int, counts: list[int], at: int) -> None:
         """Add class `k`'s hits, idle buffers and lent buffers now to `counts[at]`,
         `counts[at + 4]` and `counts[at + 5]` (the layout of `SizedPool.stats()`'s reading)."""
-        with self.lock:
+        locked = False
+        try:
+            locked = self.lock.acquire()
             counts[at] += self.hits[k]
             counts[at + 4] += len(self.idle[k])
             counts[at + 5] += self.lent[k]
+        finally:
+            if locked:
+                self.lock.release()

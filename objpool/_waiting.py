@@ -201,7 +201,9 @@ class Line:
         On a closed pool the waiter is not queued (nobody would wake it): it comes back with
         `closed` set. The section allocates nothing (see the module docstring).
         """
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             if self._pool._closed:  # closed after the caller looked: close() woke the line already
                 waiter.closed = True
                 return
@@ -213,6 +215,9 @@ class Line:
                     pass
             self.queue.append(waiter)
             self._flag()
+        finally:
+            if locked:
+                self._lock.release()
 
     def serve(self, free: list[int]) -> None:
         """Hand free indices to the oldest waiters, one each, while both last.
@@ -232,7 +237,9 @@ class Line:
                     free.append(taken)
 
     def _hand_one(self, free: list[int]) -> Waiter | None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             queue = self.queue
             if not queue or not free:
                 self._flag()
@@ -247,10 +254,15 @@ class Line:
             queue.popleft()
             self._flag()
             return waiter
+        finally:
+            if locked:
+                self._lock.release()
 
     def leave(self, waiter: Waiter) -> int | None:
         """`waiter` stops waiting: out of the line, or, if it was handed an index, that index."""
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             index, waiter.index = waiter.index, None
             if index is None:
                 try:
@@ -259,16 +271,24 @@ class Line:
                     pass
                 self._flag()
             return index
+        finally:
+            if locked:
+                self._lock.release()
 
     def close(self) -> None:
         """Wake every waiter with `closed` set (the pool raises `PoolClosedError` in each)."""
         self._close(deque())  # built here: a section allocates nothing (module docstring)
 
     def _close(self, fresh: deque[Waiter]) -> None:
-        with self._lock:
+        locked = False
+        try:
+            locked = self._lock.acquire()
             waiters = self.queue
             self.queue = fresh  # swapped, not copied: the old line is woken outside the lock
             self._pool._blocked = True  # closed
+        finally:
+            if locked:
+                self._lock.release()
         for waiter in waiters:
             waiter.closed = True  # before the wake: a woken waiter reads it
             waiter.wake()
