@@ -324,17 +324,17 @@ class _BufPoolCore:
         entry = self._line[0]  # not unpacked: 3.11's unspecialised unpacking makes an iterator
         need = entry[0]
         waiter = entry[1]
-        if self._in_use + need > self._budget:
+        in_use = self._in_use + need
+        if in_use > self._budget:
             return None
-        self._charge(need)
-        waiter.index = need  # the grant sits on the waiter until its allocation holds it
+        # Charged and recorded with no call between (a call is where an interrupt lands):
+        # the grant sits on the waiter until its allocation holds it.
+        self._in_use = in_use
+        waiter.index = need
+        if in_use > self._high_water:
+            self._high_water = in_use
         self._line.popleft()
         return waiter
-
-    def _charge(self, n: int) -> None:
-        self._in_use += n
-        if self._in_use > self._high_water:
-            self._high_water = self._in_use
 
     def _check_n(self, n: object) -> int:
         raise NotImplementedError  # BufPool's
@@ -424,8 +424,9 @@ class BufPool(_BufPoolCore):
         grant waits on `waiter.index` until an allocation holds it.
         """
         self._drain_leaks()
-        if self._take(n):  # closed (raises), or the slow path below
-            return self._lend_granted([n])
+        allocation = self._lend_if_fits(n)  # raises if closed
+        if allocation is not None:
+            return allocation
         if timeout == 0:
             raise self._exhausted(n, timeout)
         deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
@@ -439,13 +440,13 @@ class BufPool(_BufPoolCore):
                     continue  # woken: granted, or closed
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
+                    self._waited(started)
                     return self._give_up(entry, timeout)
+            self._waited(started)  # before the lend: nothing may run between it and the return
             return self._lend_handed(waiter)
         except BaseException:
             self._leave(entry)
             raise
-        finally:
-            self._waited(started)
 
     def acquire(self, n: int, timeout: float | None = None) -> _BufAcquisition:
         """`allocate()` for asyncio: `a = await pool.acquire(n)` or `async with pool.acquire(n) as a:`.
@@ -459,8 +460,9 @@ class BufPool(_BufPoolCore):
 
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
         self._drain_leaks()
-        if self._take(n):
-            return self._lend_granted([n])
+        allocation = self._lend_if_fits(n)
+        if allocation is not None:
+            return allocation
         if timeout == 0:
             raise self._exhausted(n, timeout)
         deadline = deadline_of(timeout)
@@ -474,27 +476,31 @@ class BufPool(_BufPoolCore):
                     continue
                 self._drain_leaks()  # the collector that finds a leak wakes nobody
                 if expired(deadline):
+                    self._waited(started)
                     return self._give_up(entry, timeout)
+            self._waited(started)  # before the lend: nothing may run between it and the return
             return self._lend_handed(waiter)
         except BaseException:
             self._leave(entry)
             raise
-        finally:
-            self._waited(started)
 
     # -- the budget, under the lock. Each section opens its own method, so that a collection
     # -- made due by the caller's allocations runs at the call, before the lock is taken. --
 
-    def _take(self, n: int) -> bool:
-        """Charge `n` buffers if nobody waits ahead and they fit."""
+    def _take(self, n: int, claim: list[int]) -> bool:
+        """Charge `n` buffers, recorded in `claim[0]`, if nobody waits ahead and they fit."""
         locked = False
         try:
             locked = self._lock.acquire()
             if self._closed:
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-            if self._line or self._in_use + n > self._budget:
+            in_use = self._in_use + n
+            if self._line or in_use > self._budget:
                 return False
-            self._charge(n)
+            self._in_use = in_use
+            claim[0] = n  # with no call between: see _grant_head
+            if in_use > self._high_water:
+                self._high_water = in_use
             return True
         finally:
             if locked:
@@ -516,9 +522,12 @@ class BufPool(_BufPoolCore):
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
             n = entry[0]  # not unpacked: see _grant_head
             waiter = entry[1]
-            if not self._line and self._in_use + n <= self._budget:
-                self._charge(n)
-                waiter.index = n
+            in_use = self._in_use + n
+            if not self._line and in_use <= self._budget:
+                self._in_use = in_use
+                waiter.index = n  # with no call between: see _grant_head
+                if in_use > self._high_water:
+                    self._high_water = in_use
                 return
             self._line.append(entry)
         finally:
@@ -574,7 +583,11 @@ class BufPool(_BufPoolCore):
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
         claim = [n]
         waiter.index = None
-        return self._lend_granted(claim)
+        try:
+            return self._lend_granted(claim)
+        except BaseException:
+            self._lend_failed(claim)
+            raise
 
     def _waited(self, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -602,18 +615,30 @@ class BufPool(_BufPoolCore):
             text += f", within {timeout:g} s"
         return PoolExhaustedError(text)
 
-    def _lend_granted(self, claim: list[int]) -> BufAllocation:
-        """Wrap the `n` charged buffers in the one-element `claim`: an idle block of their
-        class, or a new one (allocated with no lock held). Whoever pops `claim` owns the budget."""
+    def _lend_if_fits(self, n: int) -> BufAllocation | None:
+        """An allocation of `n` buffers if they fit now and nobody waits ahead, else None.
+
+        The charge lands in `claim` in the section that makes it, and the lend runs inside
+        the `try` that gives it back: no interrupt finds the budget charged and held nowhere.
+        """
+        claim = [0]  # [n] once charged
         try:
-            k = (claim[0] - 1).bit_length()
-            block = self._reuse(k)
-            if block is None:
-                block = bytearray(self._buffer_size << k)
-            return _allocation(self, block, claim)
+            if not self._take(n, claim):  # raises if closed
+                return None
+            return self._lend_granted(claim)
         except BaseException:
             self._lend_failed(claim)
             raise
+
+    def _lend_granted(self, claim: list[int]) -> BufAllocation:
+        """Wrap the `n` charged buffers in the one-element `claim`: an idle block of their
+        class, or a new one (allocated with no lock held). The caller gives the budget back
+        if this raises; whoever pops `claim` owns it."""
+        k = (claim[0] - 1).bit_length()
+        block = self._reuse(k)
+        if block is None:
+            block = bytearray(self._buffer_size << k)
+        return _allocation(self, block, claim)
 
     def _reuse(self, k: int) -> bytearray | None:
         """Count an allocation of class `k`; its newest idle block, if any."""
@@ -634,7 +659,9 @@ class BufPool(_BufPoolCore):
         """An interrupt stopped a lend before the allocation reached its caller: pop the
         claim (killing the allocation, if it was made) and give its budget back."""
         if claim:
-            self._give_back(claim.pop(), None)
+            n = claim.pop()
+            if n:  # 0: nothing was charged
+                self._give_back(n, None)
 
     def _on_leak(self, n: int, allocation: BufAllocation) -> None:
         # From BufAllocation.__del__, maybe inside the garbage collector, maybe while this very

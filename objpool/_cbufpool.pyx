@@ -246,8 +246,3 @@ cdef class BufPoolCore:
         waiter.index = need  # the grant sits on the waiter until its allocation holds it
         self._line.popleft()
         return waiter
-
-    def _charge(self, Py_ssize_t n):
-        self._in_use += n
-        if self._in_use > self._high_water:
-            self._high_water = self._in_use

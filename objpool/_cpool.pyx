@@ -189,6 +189,16 @@ cdef class PoolCore:
         # From the pop to the return no Python code runs, so no interrupt can land between.
         return _lend(self, index)
 
+    def _lend_free(self):
+        """A live handle on a free slot, or None if none is free: popped and lent in C, with
+        no Python code between (see `_pool._PoolCore._lend_free`)."""
+        cdef Py_ssize_t index
+        try:
+            index = self._free.pop()
+        except IndexError:
+            return None
+        return _lend(self, index)
+
     def _lend_claimed(self, list claim not None):
         """A live handle on the slot in the one-element `claim`, which the caller owns.
 

@@ -346,39 +346,41 @@ class _PoolCore(Generic[T]):
         except PoolExhaustedError:
             return None
 
-    def _lend_claimed(self, claim: list[int]) -> OwnedRef[T]:
-        """A live handle on the slot in the one-element `claim`, which the caller owns
-        (`allocate()` inlines this). Whoever pops `claim` owns the slot."""
+    def _lend_free(self) -> OwnedRef[T] | None:
+        """A live handle on a free slot, or None if none is free.
+
+        The pop and the lend run in one frame, inside the `try` that gives the slot back:
+        an interrupt at the entry of a function called with the index would lose it.
+        """
         try:
-            index = claim[0]
-            handles = self._handles
-            ref = handles[index]
-            handles[index] = None
-            if getrefcount(ref) == _SOLE_HOLDER:  # as in allocate()
-                ref._claim = claim  # type: ignore[union-attr]  # not None: see allocate()
-            else:
-                ref = OwnedRef()
-                ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
-                ref._value = self._items[index]
-                ref._claim = claim
-            self._uses[index] += 1
-            return ref  # type: ignore[return-value]  # not None: see allocate()
+            claim = [self._free.pop()]
+        except IndexError:
+            return None
+        try:
+            return self._lend_claimed(claim)
         except BaseException:
             self._lend_failed(claim)
             raise
 
-    def _lend_failed(self, claim: list[int]) -> None:
-        """An interrupt stopped a lend before its handle reached the caller: take the slot
-        back from the handle (popping `claim` kills it) and give it back to the pool.
+    def _lend_claimed(self, claim: list[int]) -> OwnedRef[T]:
+        """A live handle on the slot in the one-element `claim`, which the caller owns and
+        gives back if this raises (`allocate()` inlines this). Whoever pops `claim` owns it."""
+        index = claim[0]
+        handles = self._handles
+        ref = handles[index]
+        handles[index] = None
+        if getrefcount(ref) == _SOLE_HOLDER:  # as in allocate()
+            ref._claim = claim  # type: ignore[union-attr]  # not None: see allocate()
+        else:
+            ref = OwnedRef()
+            ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
+            ref._value = self._items[index]
+            ref._claim = claim
+        self._uses[index] += 1
+        return ref  # type: ignore[return-value]  # not None: see allocate()
 
-        Where it landed after the count (on the `return` line) the allocation stays
-        counted, as one that was released at once.
-        """
-        try:
-            index = claim.pop()
-        except IndexError:  # released already: nothing to give back
-            return
-        self._give_back(index)
+    def _lend_failed(self, claim: list[int]) -> None:
+        raise NotImplementedError  # Pool's
 
     def deallocate(self, ref: OwnedRef[T]) -> None:
         """Reset the handle's object, return it to the pool and kill the handle.
@@ -646,11 +648,10 @@ class Pool(_PoolCore[T]):
     def _allocate_slow(self, timeout: float | None) -> OwnedRef[T]:
         """The free stack was empty: take back leaked slots, or wait, or report exhaustion."""
         self._drain_leaks()
-        try:
-            claim = [self._free.pop()]
-        except IndexError:
+        ref = self._lend_free()
+        if ref is None:
             return self._wait(timeout)
-        return self._lend_claimed(claim)
+        return ref
 
     def _exhausted_error(self, timeout: float | None) -> PoolExhaustedError:
         locked = False
@@ -720,7 +721,24 @@ class Pool(_PoolCore[T]):
             raise PoolClosedError(f"{self!r} was closed while waiting for an object")
         claim = [index]
         waiter.index = None
-        return self._lend_claimed(claim)
+        try:
+            return self._lend_claimed(claim)
+        except BaseException:
+            self._lend_failed(claim)
+            raise
+
+    def _lend_failed(self, claim: list[int]) -> None:
+        """An interrupt stopped a lend before its handle reached the caller: take the slot
+        back from the handle (popping `claim` kills it) and give it back to the pool.
+
+        Where it landed after the count (on the `return` line) the allocation stays
+        counted, as one that was released at once.
+        """
+        try:
+            index = claim.pop()
+        except IndexError:  # released already: nothing to give back
+            return
+        self._give_back(index)
 
     def _recover_for_waiters(self) -> None:
         # Leaks are found inside the garbage collector, which wakes nobody: waiters look.
@@ -769,14 +787,13 @@ class Pool(_PoolCore[T]):
         if self._closed:
             raise PoolClosedError(f"{self!r} is closed and lends nothing more")
         if not self._blocked:
-            try:
-                return self._lend_claimed([self._free.pop()])
-            except IndexError:
-                self._drain_leaks()
-                try:
-                    return self._lend_claimed([self._free.pop()])
-                except IndexError:
-                    pass
+            ref = self._lend_free()
+            if ref is not None:
+                return ref
+            self._drain_leaks()
+            ref = self._lend_free()
+            if ref is not None:
+                return ref
         if timeout == 0:
             raise self._exhausted_error(timeout)
         return await self._wait_async(timeout)

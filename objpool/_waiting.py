@@ -38,6 +38,7 @@ __all__ = [
     "deadline_of",
     "expired",
     "next_nap",
+    "pop_or_none",
 ]
 
 NO_WAIT: Final = 0.0
@@ -208,11 +209,9 @@ class Line:
                 waiter.closed = True
                 return
             if not self.queue and free:
-                try:
-                    waiter.index = free.pop()
+                waiter.index = pop_or_none(free)
+                if waiter.index is not None:
                     return
-                except IndexError:  # the lock-free hot path took the last one meanwhile
-                    pass
             self.queue.append(waiter)
             self._flag()
         finally:
@@ -246,9 +245,8 @@ class Line:
                 return None
             waiter = queue[0]
             if waiter.index is None:  # else an interrupted serve handed it one already
-                try:
-                    waiter.index = free.pop()
-                except IndexError:  # a newcomer took it meanwhile: nothing left to hand
+                waiter.index = pop_or_none(free)
+                if waiter.index is None:  # a newcomer took it meanwhile: nothing left to hand
                     self._flag()
                     return None
             queue.popleft()
@@ -265,10 +263,8 @@ class Line:
             locked = self._lock.acquire()
             index, waiter.index = waiter.index, None
             if index is None:
-                try:
-                    self.queue.remove(waiter)
-                except ValueError:  # served or closed meanwhile
-                    pass
+                if waiter in self.queue:  # else served or closed meanwhile; tested, not caught:
+                    self.queue.remove(waiter)  # an exception is an object the collector tracks
                 self._flag()
             return index
         finally:
@@ -301,6 +297,19 @@ class Line:
         """
         self.queue = deque()
         self._flag()
+
+
+def pop_or_none(free: list[int]) -> int | None:
+    """The top of `free`, or None if another thread emptied it since the caller looked.
+
+    A function of its own so that no locked section holds a `try` of its own: CPython leaves
+    some of a nested `try`'s instructions out of the frame's exception table, so an exception
+    raised there by a tracer would skip the section's `finally` and keep its lock.
+    """
+    try:
+        return free.pop()
+    except IndexError:  # the lock-free hot path took the last one meanwhile
+        return None
 
 
 def deadline_of(timeout: float | None) -> float | None:
