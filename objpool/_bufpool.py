@@ -34,7 +34,7 @@ from . import _fork
 from ._compiled import COMPILED
 from ._errors import PoolClosedError, PoolExhaustedError, StaleRefError
 from ._locking import take_contended
-from ._validate import check_int
+from ._validate import check_int, check_size
 from ._views import release_all, remember
 from ._waiting import (
     NO_WAIT,
@@ -378,8 +378,8 @@ class BufPool(_BufPoolCore):
     def __init__(self, buffer_size: int, max_memory: int) -> None:
         """Raises `TypeError`/`ValueError` for a non-int or non-positive size, or a budget
         smaller than one buffer."""
-        check_int("buffer_size", buffer_size, 1)
-        check_int("max_memory", max_memory, buffer_size)
+        check_size("buffer_size", buffer_size, 1)
+        check_size("max_memory", max_memory, buffer_size)
         self._buffer_size = buffer_size
         self._budget = max_memory // buffer_size  # in buffers
         self._in_use = 0

@@ -10,5 +10,6 @@ cdef class ByteBuffer:
     cdef list _views
 
     cdef object _writable(self)
+    cdef int _refuse_commit(self, object n) except -1
     cdef int _commit(self, Py_ssize_t n) except -1
     cdef int _reset(self) except -1

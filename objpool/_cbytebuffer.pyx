@@ -149,12 +149,17 @@ cdef class ByteBuffer:
             TypeError, ValueError: `n` is not an int >= 0.
         """
         check_count(n)
+        if n > self._size - self._len:  # compared as Python ints: any int, however large
+            self._refuse_commit(n)
         self._commit(n)
+
+    cdef int _refuse_commit(self, object n) except -1:
+        raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
 
     cdef int _commit(self, Py_ssize_t n) except -1:
         """`commit(n)` for an `n >= 0` already checked, callable from C (PooledBuffer's twin)."""
         if n > self._size - self._len:
-            raise BufferFullError(f"cannot commit {n} bytes: {self!r} has {self.free} free")
+            self._refuse_commit(n)
         self._len += n
         if self._len > self._dirty:  # committed bytes are writable through view()
             self._dirty = self._len

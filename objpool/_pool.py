@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeV
 from ._compiled import COMPILED
 from . import _fork
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
-from ._validate import check_callable, check_int, check_optional_str, reject
+from ._validate import check_callable, check_optional_str, check_size, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
 from ._warn import allocation_site, warn_user
 
@@ -551,9 +551,7 @@ class Pool(_PoolCore[T]):
             ValueError: `capacity < 1`, or `factory()` returned one object twice.
         """
         check_callable("factory", factory)
-        check_int("capacity", capacity, 1)
-        if capacity > MAX_CAPACITY:
-            reject(ValueError, "capacity", f"<= {MAX_CAPACITY} (the most slots a list can hold)", capacity)
+        check_size("capacity", capacity, 1, MAX_CAPACITY, "the most slots a list can hold")
         check_optional_str("name", name)
         self._setup([factory() for _ in range(capacity)], factory, reset, name, "factory()")
 

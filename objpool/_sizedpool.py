@@ -32,7 +32,7 @@ from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
 from ._threadcache import CACHE_MAX_SIZE, ThreadCache
-from ._validate import check_int, check_seconds, reject
+from ._validate import check_int, check_seconds, check_size, reject
 from ._warn import allocation_site, warn_user
 
 __all__ = ["DEFAULT_MAX_IDLE_S", "SizeClassStats", "SizedPool", "SizedPoolStats"]
@@ -335,7 +335,7 @@ class SizedPool(_SizedPoolCore):
             reject(ValueError, "max_size", f">= min_size ({min_size})", max_size)
         if max_retained is None:
             max_retained = 4 * max_size
-        check_int("max_retained", max_retained)
+        check_size("max_retained", max_retained, 0)
         max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=False)
         if not callable(clock):
             reject(TypeError, "clock", "a callable returning seconds", clock)

@@ -8,6 +8,8 @@ the common case inline (`n.__class__ is not int or n < 0`) and call these only t
 
 from __future__ import annotations
 
+import sys
+
 from typing import NoReturn
 
 from typing_extensions import Buffer
@@ -50,6 +52,15 @@ def check_int(name: str, value: object, low: int = 0, high: int | None = None, *
             rule = f"in {low}..{high}"
         reject(ValueError, name, rule, value)
     return int(value)  # int subclasses (IntEnum) become plain ints
+
+
+def check_size(name: str, value: object, low: int, most: int = sys.maxsize, why: str = "a C integer") -> int:
+    """`check_int(name, value, low)`, and at most `most`: a size the compiled build keeps in
+    `why` (so both builds refuse the same ints, with the same messages, however large)."""
+    value = check_int(name, value, low)
+    if value > most:
+        reject(ValueError, name, f"<= {most} ({why})", value)
+    return value
 
 
 def check_callable(name: str, value: object) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import pickle
 import re
+import subprocess
 import threading
 import tracemalloc
 import warnings
@@ -14,6 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
+from child import environment, python
 
 from objpool import (
     ByteBuffer,
@@ -625,3 +627,41 @@ def test_handle_repr_names_object_and_pool(widget_pool: Pool[Widget]) -> None:
     ref = widget_pool.allocate()
     assert re.fullmatch(r"<OwnedRef live Widget from <Pool 1/4 lent, 3 free>>", repr(ref))
     ref.release()
+
+
+def test_a_capacity_no_list_can_hold_is_refused_at_once() -> None:
+    """It used to build objects until the machine ran out of memory."""
+    built: list[object] = []
+
+    def factory() -> Widget:
+        built.append(None)
+        return Widget()
+
+    with pytest.raises(ValueError, match=r"^capacity must be <= \d+ \(the most slots a list can hold\), got int 1180591620717411303424$"):
+        Pool(factory, 2**70)
+    assert [] == built
+
+
+def test_a_tracer_at_import_cannot_make_a_held_handle_revivable() -> None:
+    """A tracer that reads `frame.f_locals` (debuggers, snoopers) adds a reference on CPython
+    before 3.13. Imported under one, the pure build used to calibrate its sole-holder count
+    one too high, and then revived a handle its user still held: `new is old`."""
+    script = """
+import sys
+def tracer(frame, event, arg):
+    frame.f_locals  # a snapshot that holds every local
+    return tracer
+sys.settrace(tracer)
+import objpool
+sys.settrace(None)
+class Widget:
+    def reset(self):
+        pass
+pool = objpool.Pool(Widget, 1)
+old = pool.allocate()
+old.release()
+new = pool.allocate()  # `old` is still held here: it must stay dead
+print(new is old, old.alive)
+"""
+    run = subprocess.run(python("-c", script), env=environment(), capture_output=True, text=True, timeout=60, check=True)
+    assert "False False" == run.stdout.strip()

@@ -10,6 +10,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -187,3 +188,46 @@ def test_leaks_and_releases_from_many_threads_keep_counts_exact() -> None:
     assert s.capacity == s.free == 8
     assert s.allocations == s.deallocations + s.leaks
     assert s.leaks > 0
+
+
+def test_stats_identities_hold_in_every_snapshot_while_slots_are_rebuilt() -> None:
+    """A slot being rebuilt (its handle leaked, or its reset failed) used to count as neither
+    lent nor free: a snapshot then showed `lent + free == capacity - 1`."""
+    built = threading.Event()
+
+    def slow_factory() -> Slot:
+        built.wait(0.0005)  # the rebuild takes a while: snapshots land inside it
+        return Slot()
+
+    pool = Pool(slow_factory, 4)
+    stop = threading.Event()
+    bad: list[object] = []
+
+    def churn(i: int) -> None:
+        while not stop.is_set():
+            if i == 0:
+                stats = pool.stats()
+                if stats.lent + stats.free != stats.capacity or stats.allocations != (
+                    stats.deallocations + stats.leaks + stats.reset_failures + stats.lent
+                ) or stats.deallocations < 0:
+                    bad.append(stats)
+            elif i == 1:
+                ref = pool.try_allocate()
+                del ref  # leaked when live: its slot is rebuilt by the next call that looks
+            else:
+                with pool.allocate(timeout=None):
+                    pass
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        threads = [threading.Thread(target=churn, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(DEADLINE_S)
+    assert [] == bad
+    stats = pool.stats()
+    assert (stats.lent, stats.free) == (0, 4)
+    assert stats.leaks > 0

@@ -660,3 +660,33 @@ def test_a_handle_cannot_be_made_already_dead_in_either_build() -> None:
 
     with pytest.raises(ValueError, match=r"^index must be >= 0, got -1$"):
         handle_for(small_pool(), ByteBuffer(1), -1)
+
+
+def test_a_clock_that_raises_in_a_release_changes_nothing() -> None:
+    """The clock is user code (an interrupt in a clock that sleeps; any bug). It used to be read
+    after the handle died: the buffer was dropped and its bytes stayed counted as lent."""
+
+    class ClockError(Exception):
+        pass
+
+    now = [0.0]
+    failing = [False]
+
+    def clock() -> float:
+        if failing[0]:
+            raise ClockError
+        return now[0]
+
+    for size in (4 * KiB, 64 * KiB, 1 * MiB):  # cached with thread caches, shared, oversize
+        for thread_cache in (False, True):
+            pool = SizedPool(min_size=4 * KiB, max_size=64 * KiB, clock=clock, thread_cache=thread_cache)
+            ref = pool.get(size)
+            failing[0] = True
+            with pytest.raises(ClockError):
+                ref.release()
+            failing[0] = False
+            assert ref.alive  # the release did not happen: the handle is the caller's still
+            assert pool.stats().lent == size
+            ref.release()
+            stats = pool.stats()
+            assert (stats.lent, stats.leaks) == (0, 0)

@@ -230,3 +230,22 @@ def test_buffer_protocol_and_release_with_live_export() -> None:
     mv.release()
     s.release()
     assert calls == [1]
+
+
+def test_a_slice_whose_handle_was_finalised_first_is_finalised_silently() -> None:
+    """At interpreter exit finalisers run in any order: a pooled slice's handle may go first,
+    and the slice's own release then finds it dead. It must not print a traceback."""
+
+    def dead_handle() -> None:
+        raise StaleRefError("<OwnedRef released> was already released")
+
+    slice_ = Slice.adopt(memoryview(bytearray(8)), dead_handle)
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.warns(ResourceWarning, match="garbage-collected while still live"):
+            del slice_
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [] == unraisable

@@ -218,6 +218,10 @@ class Slice:
                 # An export outlives us, so the bytes are still in use: keep them reserved
                 # (the slot stays taken) rather than let the buffer hand them to a new owner.
                 pass
+            except StaleRefError:
+                # Its handle was finalised first (at interpreter exit, finalisers run in any order):
+                # the pool has taken the slot back as a leak, and there is nothing left to release.
+                pass
 
     def _on_release_also(self, extra: ReleaseCallback) -> None:
         """Run `extra` after the release callback; call before anyone else holds the slice."""
