@@ -21,6 +21,7 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Protocol
 
 __all__ = ["Forkable", "HeldLock", "register"]
@@ -31,7 +32,9 @@ class HeldLock(Protocol):
 
     def __enter__(self) -> object: ...
 
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> object: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None, /
+    ) -> object: ...
 
 
 class Forkable(Protocol):

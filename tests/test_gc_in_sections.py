@@ -109,7 +109,7 @@ def warnings_checked(attempt: Try) -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = show  # type: ignore[assignment]  # any callable will do
+        warnings.showwarning = show
         yield
 
 

@@ -442,7 +442,7 @@ def test_a_pool_closed_between_the_check_and_joining_the_line_raises_at_once(mon
     ref = pool.allocate()
     real_wait = Pool._wait
 
-    def close_first(self: Pool[Widget], timeout: float | None) -> int:
+    def close_first(self: Pool[Widget], timeout: float | None) -> OwnedRef[Widget]:
         self.close()  # closes (and wakes the line) before this caller joins it
         return real_wait(self, timeout)
 
