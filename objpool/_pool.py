@@ -861,10 +861,14 @@ class Pool(_PoolCore[T]):
         self._count_rebuilt(leaked)
         del old  # its finaliser, if this was the last reference, runs here: no lock is held
 
-    def _count_rebuilt(self, leaked: bool) -> None:
+    def _count_rebuilt(self, leaked: bool, *, retired: bool = False) -> None:
+        """Count why a slot left circulation (`leaked`, else its reset failed), once it is free
+        again or `retired`: one section, so capacity and lent drop as the cause is counted."""
         locked = False
         try:
             locked = self._lock.acquire()
+            if retired:
+                self._retired += 1
             if leaked:
                 self._leaks += 1
             else:
@@ -874,17 +878,7 @@ class Pool(_PoolCore[T]):
                 self._lock.release()
 
     def _retire(self, leaked: bool) -> None:
-        locked = False
-        try:
-            locked = self._lock.acquire()  # one section: capacity and lent drop as the cause is counted
-            self._retired += 1
-            if leaked:
-                self._leaks += 1
-            else:
-                self._reset_failures += 1
-        finally:
-            if locked:
-                self._lock.release()
+        self._count_rebuilt(leaked, retired=True)
 
     def fork_locks(self) -> tuple[threading.Lock, threading.Lock]:
         """The pool's locks, for the fork hook (`objpool._fork`); never nested."""
