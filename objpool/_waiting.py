@@ -7,6 +7,11 @@ user code runs. An index handed to a waiter belongs to that waiter: it returns i
 caller, or, leaving after the hand-off, gives it back to the pool, which serves the next
 waiter. So no index is lost however a wait ends, and none is handed out twice.
 
+No section under the line's lock makes an object the garbage collector tracks, calls out, or
+holds a `try` of its own (see `objpool._locking`): a collection started inside one could run a
+finaliser that releases into the same pool and so waits for this thread's own lock. Whatever a
+section needs (a fresh deque for `close`) is made before it, by the caller.
+
 Fairness: the line is first come, first served, threads and tasks alike, and while anyone
 waits a newcomer joins the line instead of taking a free object (`Pool.allocate` tests the
 line before the free stack). With nobody waiting the pool pays one test of a bool on release
