@@ -949,6 +949,10 @@ class Pool(_PoolCore[T]):
         capacity = self._size - retired
         lent = capacity - free
         allocations, high_water = self._counts()
+        # A slot popped by a thread that has not yet counted its use (the pure build's
+        # lock-free allocate) is lent already: count it as allocated, so that no snapshot
+        # shows fewer allocations than slots out, nor negative deallocations.
+        allocations = max(allocations, lent + leaks + reset_failures)
         return PoolStats(
             capacity=capacity,
             lent=lent,

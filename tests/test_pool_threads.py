@@ -12,6 +12,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -231,3 +233,64 @@ def test_stats_identities_hold_in_every_snapshot_while_slots_are_rebuilt() -> No
     stats = pool.stats()
     assert (stats.lent, stats.free) == (0, 4)
     assert stats.leaks > 0
+
+
+def test_stats_identities_hold_in_a_snapshot_taken_at_every_line_of_a_pool_call() -> None:
+    """The race above, driven on purpose: a tracer takes a snapshot at every line the pool
+    runs in Python (all of the pure build's hot path; the slow paths of the compiled one),
+    including between the pop of a free slot and the count of its use, where a snapshot
+    once showed `deallocations == -1`."""
+    pool_file = sys.modules[Pool.__module__].__file__
+    taken: list[object] = []
+    bad: list[object] = []
+    busy = False
+
+    class Brittle(Slot):
+        __slots__ = ()
+        fail = False
+
+        def reset(self) -> None:
+            if Brittle.fail:
+                raise RuntimeError("reset failed")
+
+    pool = Pool(Brittle, 2)
+
+    def snapshot(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal busy
+        if event == "line" and not busy:
+            busy = True  # stats() runs pool lines of its own: no snapshot inside a snapshot
+            try:
+                s = pool.stats()
+            finally:
+                busy = False
+            taken.append(s)
+            if s.lent + s.free != s.capacity or s.allocations != (
+                s.deallocations + s.leaks + s.reset_failures + s.lent
+            ) or min(s.deallocations, s.allocations, s.lent, s.free) < 0:
+                bad.append(s)
+        return snapshot
+
+    def trace_pool_frames(frame: FrameType, event: str, arg: object) -> Any:
+        return snapshot if frame.f_code.co_filename == pool_file else None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        sys.settrace(trace_pool_frames)
+        try:
+            a = pool.allocate()
+            b = pool.allocate()
+            a.release()
+            del b  # leaked: rebuilt by the next call that drains leaks
+            c = pool.allocate()
+            d = pool.allocate()
+            Brittle.fail = True
+            with pytest.raises(RuntimeError):
+                c.release()
+            Brittle.fail = False
+            d.release()
+        finally:
+            sys.settrace(None)
+    assert [] == bad
+    assert len(taken) > 10  # the snapshots were taken: the tracer saw pool lines
+    s = pool.stats()
+    assert (s.allocations, s.deallocations, s.leaks, s.reset_failures, s.lent) == (4, 2, 1, 1, 0)
