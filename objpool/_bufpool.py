@@ -257,7 +257,7 @@ class _BufPoolCore:
         lock = self._lock
         locked = False
         try:
-            locked = lock.acquire(False) or take_contended(lock)  # not `with`: see _locking
+            locked = take_contended(lock) if lock.locked() else lock.acquire()  # not `with`: see _locking
             if not self._line and not self._closed and self._in_use + n <= self._budget:
                 in_use = self._in_use = self._in_use + n
                 if in_use > self._high_water:
@@ -296,7 +296,7 @@ class _BufPoolCore:
         lock = self._lock
         locked = False
         try:
-            locked = lock.acquire(False) or take_contended(lock)
+            locked = take_contended(lock) if lock.locked() else lock.acquire()
             self._in_use -= n
             if block is not None:
                 self._idle[(len(block) // self._buffer_size).bit_length() - 1].append(block)

@@ -160,7 +160,7 @@ class _SizedPoolCore:
         lock = self._lock
         locked = False
         try:
-            locked = lock.acquire(False) or take_contended(lock)  # not `with`: see _locking
+            locked = take_contended(lock) if lock.locked() else lock.acquire()  # not `with`: see _locking
             if size_class.idle:
                 buffer = size_class.idle.pop()[1]
                 self._retained -= size_class.size
@@ -218,7 +218,7 @@ class _SizedPoolCore:
         lock = self._lock
         locked = False
         try:
-            locked = lock.acquire(False) or take_contended(lock)
+            locked = take_contended(lock) if lock.locked() else lock.acquire()
             size_class.lent -= 1
             size = size_class.size
             if self._retained + size <= self._max_retained and entry[0] < self._next_sweep:

@@ -371,13 +371,6 @@ CASES = [
 ]
 
 
-@pytest.mark.skipif(
-    not objpool.COMPILED and sys.version_info >= (3, 12),
-    reason="known gap (issue 17, open): from CPython 3.12 a collection runs at the next "
-    "eval-breaker check, which Python code passes right after lock.acquire() returns, and on "
-    "3.12 one made due by another thread runs there too; the pure build needs releases that "
-    "never wait for a lock their own thread holds. The compiled sections are C: no check.",
-)
 @pytest.mark.parametrize("case", CASES, ids=[case.__name__ for case in CASES])
 def test_a_collection_at_any_allocation_runs_no_finaliser_under_a_lock(case: Callable[[Try], Callable[[], None]]) -> None:
     during = 0
