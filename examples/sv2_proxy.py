@@ -10,8 +10,9 @@ Everything runs on 127.0.0.1 in one asyncio loop, bounded in connections and tim
   `pooled-wait`, pausing that connection's reading until a buffer comes back), then
   forwards the frame's bytes and releases it;
 - each client sends channel frames of mixed sizes (its id as channel id, a sequence number,
-  a deterministic body), at most `--window` unanswered at a time, for `--duration` seconds,
-  and checks that every echo comes back intact and in order.
+  a deterministic body), at most `--window` unanswered at a time, for `--duration` seconds
+  counted from the moment the last client connected, and checks that every echo comes back
+  intact and in order. A run in which nothing was sent says so and exits 1.
 
 It prints frames/s and bytes/s through the proxy, where the frames' memory came from, and
 the peak memory: frame bytes (the pool's, plus the most ever alive in system memory) and the
@@ -251,14 +252,45 @@ class Echo(asyncio.Protocol):
         self.transport = None
 
 
-async def client(client_id: int, port: int, deadline: float, window: int, stats: Stats) -> None:
-    """Send frames until `deadline`, at most `window` unanswered; check every echo."""
-    reader, writer = await asyncio.open_connection(HOST, port)
+class Window:
+    """When the clients send: from the moment the last one connected, for `duration` seconds
+    and until at least `frames` frames were sent (a test's N; 0 for the timed demo)."""
+
+    def __init__(self, connections: int, duration: float, frames: int) -> None:
+        self.waiting_for = connections
+        self.duration = duration
+        self.frames = frames
+        self.opened = asyncio.Event()
+        self.start = self.deadline = 0.0
+
+    def arrived(self) -> None:
+        """One client connected (or failed to): the last one opens the window."""
+        self.waiting_for -= 1
+        if not self.waiting_for:
+            self.start = time.monotonic()
+            self.deadline = self.start + self.duration
+            self.opened.set()
+
+    def is_open(self, stats: Stats) -> bool:
+        return time.monotonic() < self.deadline or stats.frames_sent < self.frames
+
+
+async def client(client_id: int, port: int, window: Window, in_flight: int, stats: Stats) -> None:
+    """Connect, wait until every client has, then send while the window is open, at most
+    `in_flight` frames unanswered; check every echo."""
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+    except OSError as exc:
+        stats.client_errors.append(f"client {client_id}: could not connect: {exc!r}")
+        window.arrived()
+        return
+    window.arrived()
     decoder = Decoder(BufferFromSystemMemory())
     sent = received = 0
     try:
+        await window.opened.wait()
         while True:
-            while sent - received < window and time.monotonic() < deadline:
+            while sent - received < in_flight and window.is_open(stats):
                 writer.write(expected_frame(client_id, sent))
                 sent += 1
                 stats.frames_sent += 1
@@ -377,10 +409,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """Every frame sent came back intact, and nothing failed."""
+        """Frames were sent, every one came back intact, and nothing failed."""
         s = self.stats
         return (
-            s.frames_sent == s.frames_echoed
+            s.frames_sent > 0
+            and s.frames_sent == s.frames_echoed
             and not s.frames_corrupt
             and not s.client_errors
             and not s.proxy_errors
@@ -408,6 +441,8 @@ class Report:
             f" + system memory {s.system_bytes_peak / 2**20:,.1f} MiB at most at once);"
             f" process peak RSS {self.peak_rss / 2**20:,.1f} MiB",
         ]
+        if not s.frames_sent:
+            out.append("error: the clients sent nothing (a window too short for this machine? try -d 3)")
         out += [f"error: {e}" for e in (s.client_errors + s.proxy_errors)[:5]]
         return out
 
@@ -434,10 +469,18 @@ async def run_demo(
     pool_bytes: int = 32768,
     pool_buffers: int = 0,
     grace: float = 20.0,
+    frames: int = 0,
 ) -> Report:
-    """Run the whole demo on 127.0.0.1 and return what it measured; bounded by duration + grace."""
-    if connections < 1 or window < 1 or duration < 0:
-        raise ValueError(f"need connections >= 1, window >= 1, duration >= 0; got {connections}, {window}, {duration}")
+    """Run the whole demo on 127.0.0.1 and return what it measured.
+
+    The clients send from the moment the last one has connected, for `duration` seconds and
+    until at least `frames` frames were sent; the run gives up `grace` seconds after that.
+    """
+    if connections < 1 or window < 1 or duration < 0 or frames < 0:
+        raise ValueError(
+            "need connections >= 1, window >= 1, duration >= 0, frames >= 0;"
+            f" got {connections}, {window}, {duration}, {frames}"
+        )
     if buffer == WAITING and read_ahead:
         raise ValueError(f"{WAITING} reads exactly: read_ahead must be 0, got {read_ahead}")
     buffers = buffer_factory(buffer, pool_bytes, pool_buffers or connections)
@@ -448,15 +491,19 @@ async def run_demo(
     proxy = Proxy(buffers.make, up_port, read_ahead, stats)
     server = await loop.create_server(proxy.accept, HOST, 0, backlog=max(100, connections))
     port: int = server.sockets[0].getsockname()[1]
-    start = time.monotonic()
+    opening = Window(connections, duration, frames)
+    tasks = [asyncio.create_task(client(i, port, opening, window, stats)) for i in range(connections)]
     try:
-        async with asyncio.timeout(duration + grace):
-            async with asyncio.TaskGroup() as tg:
-                for i in range(connections):
-                    tg.create_task(client(i, port, start + duration, window, stats))
+        async with asyncio.timeout(grace):  # connecting
+            await opening.opened.wait()
+        async with asyncio.timeout(duration + grace):  # sending, and the last echoes
+            await asyncio.gather(*tasks)
     except TimeoutError:
-        stats.client_errors.append(f"gave up after {duration + grace:.0f} s")
-    elapsed = time.monotonic() - start
+        stats.client_errors.append(f"gave up: still running {duration + grace:.0f} s after the last client connected")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = time.monotonic() - opening.start if opening.start else 0.0
     server.close()
     upstream.close()
     # The clients have closed; wait (bounded) until every proxy and echo connection has seen
@@ -498,7 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the demo, print the report; exit status 0 when every frame came back."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-n", "--connections", type=int, default=1000, help="client connections (default 1000)")
-    parser.add_argument("-d", "--duration", type=float, default=3.0, help="seconds of sending (default 3)")
+    parser.add_argument("-d", "--duration", type=float, default=3.0, help="seconds of sending, from the last connection (default 3)")
+    parser.add_argument(
+        "--frames", type=int, default=0, help="and until at least this many frames were sent (default 0)"
+    )
     parser.add_argument("-b", "--buffer", choices=BUFFER_KINDS, default="pooled", help="proxy buffers (default pooled)")
     parser.add_argument("-w", "--window", type=int, default=4, help="unanswered frames per client (default 4)")
     # With read_ahead=0 every header and payload is a separate read, one loop iteration
@@ -537,7 +587,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if connections < args.connections and not args.json:
         print(f"note: fd limit allows only {connections} connections (4 sockets each)")
     report = asyncio.run(
-        run_demo(connections, args.duration, args.buffer, args.window, read_ahead, args.pool_bytes, args.pool_buffers)
+        run_demo(
+            connections,
+            args.duration,
+            args.buffer,
+            args.window,
+            read_ahead,
+            args.pool_bytes,
+            args.pool_buffers,
+            frames=args.frames,
+        )
     )
     if args.json:
         print(json.dumps(report.summary()))

@@ -19,11 +19,14 @@ import sv2_proxy  # noqa: E402  # examples/ is not a package; the path is set ju
     [(b, r) for b in sv2_proxy.BUFFER_KINDS for r in (0, 4096) if not (b == sv2_proxy.WAITING and r)],
 )
 def test_proxy_forwards_every_frame_intact(buffer: str, read_ahead: int) -> None:
-    report = asyncio.run(sv2_proxy.run_demo(connections=12, duration=0.3, buffer=buffer, window=3, read_ahead=read_ahead))
+    # Runs until 200 frames went through, however slow the machine: no wall-clock window.
+    report = asyncio.run(
+        sv2_proxy.run_demo(connections=12, duration=0, frames=200, buffer=buffer, window=3, read_ahead=read_ahead)
+    )
     stats = report.stats
     assert [] == stats.client_errors + stats.proxy_errors
     assert 0 == stats.frames_corrupt
-    assert stats.frames_sent > 12
+    assert stats.frames_sent >= 200
     assert stats.frames_sent == stats.frames_echoed
     assert 2 * stats.frames_sent == stats.proxy_frames == stats.frames_in_pool + stats.frames_in_system
     assert 0 == stats.open_connections  # every proxy and echo connection saw its end
@@ -34,7 +37,9 @@ def test_proxy_forwards_every_frame_intact(buffer: str, read_ahead: int) -> None
 def test_backpressure_keeps_every_frame_in_a_pool_smaller_than_the_load() -> None:
     """24 proxy-side buffers for 12 connections' 2 sides x 4 frames in flight: they wait."""
     report = asyncio.run(
-        sv2_proxy.run_demo(connections=12, duration=0.5, buffer=sv2_proxy.WAITING, window=4, read_ahead=0, pool_buffers=6)
+        sv2_proxy.run_demo(
+            connections=12, duration=0, frames=400, buffer=sv2_proxy.WAITING, window=4, read_ahead=0, pool_buffers=6
+        )
     )
     stats = report.stats
     assert report.ok
@@ -50,7 +55,7 @@ def test_a_waiting_demo_refuses_read_ahead() -> None:
 
 
 def test_compare_runs_both_modes_in_fresh_processes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert 0 == sv2_proxy.main(["-n", "4", "-d", "0.2", "--pool-buffers", "2", "--compare"])
+    assert 0 == sv2_proxy.main(["-n", "4", "-d", "0", "--frames", "100", "--pool-buffers", "2", "--compare"])
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[:2] == ["mode", "frames/s"]
     fallback, waiting = (line.split() for line in out[2:4])
@@ -60,7 +65,7 @@ def test_compare_runs_both_modes_in_fresh_processes(capsys: pytest.CaptureFixtur
 
 
 def test_main_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert 0 == sv2_proxy.main(["-n", "3", "-d", "0.1"])
+    assert 0 == sv2_proxy.main(["-n", "3", "-d", "0", "--frames", "30"])
     out = capsys.readouterr().out
     echoed = re.search(r" (\d+) echoed intact, 0 corrupt$", out, re.MULTILINE)
     assert echoed is not None
@@ -123,3 +128,11 @@ def test_frame_sender_releases_a_frame_only_after_its_transport_drained() -> Non
         assert b"\x00\x00\x01\x03\x00\x00one\x00\x00\x02\x03\x00\x00two" == bytes(transport.sent)
 
     asyncio.run(main())
+
+
+def test_a_run_that_sent_nothing_says_so_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    """A window that closed before any frame went out once reported 0 frames and exited 0."""
+    assert 1 == sv2_proxy.main(["-n", "2", "-d", "0"])
+    out = capsys.readouterr().out
+    assert " 0 frames sent, 0 echoed intact" in out
+    assert "error: the clients sent nothing" in out
