@@ -10,7 +10,7 @@ replaces the model:
 
 - `read`: `f.read(n)` per tensor, a fresh `bytes` each;
 - `bytearray`: `bytearray(n)` (allocated and zeroed) + `readinto`;
-- `pooled`: `SizedPool.get(n)` + `readinto`, the buffers going back to the pool when the
+- `pooled`: `SizedPool.allocate(n)` + `readinto`, the buffers going back to the pool when the
   next load replaces them, so from the 2nd load on no tensor allocates.
 
 Each way runs in a fresh process, so its peak RSS is its own. Run
@@ -161,7 +161,7 @@ class Loader:
                 read_exactly(f, memoryview(buf))
                 self.model.append(buf)
             else:
-                ref = self.pool.get(t.size)
+                ref = self.pool.allocate(t.size)
                 read_exactly(f, ref.value.reserve(t.size))
                 self.refs.append(ref)
                 self.model.append(ref.value)

@@ -160,6 +160,8 @@ cdef class SizedPoolCore:
     cdef public Py_ssize_t _cached_classes
     cdef public list _classes
     cdef public object _clock
+    cdef public Py_ssize_t _high_water_bytes
+    cdef public Py_ssize_t _lent_bytes
     cdef public CLock _lock
     cdef public Py_ssize_t _max_retained
     cdef public Py_ssize_t _max_size
@@ -169,10 +171,11 @@ cdef class SizedPoolCore:
     cdef public Py_ssize_t _retained
     cdef public bint _zero
 
-    def get(self, n):
+    def allocate(self, n):
         """Lend an empty `ByteBuffer` of at least `n` bytes (its class's newest idle one, or new).
 
         Raises:
+            PoolClosedError: `close()` was called.
             TypeError: `n` is not an int.
             ValueError: `n < 0`.
         """
@@ -185,8 +188,8 @@ cdef class SizedPoolCore:
             raise TypeError("this SizedPool was never initialised")
         if type(n) is not int or n < 0:
             check_int("n", n)  # raises, naming the rule
-        if n > self._max_size:
-            return self._get_oversize(n)
+        if n > self._max_size:  # or closed
+            return self._allocate_oversize(n)
         m = n
         bits = 0
         m -= 1
@@ -197,7 +200,7 @@ cdef class SizedPoolCore:
         if k < 0:
             k = 0
         if k < self._cached_classes:
-            return self._get_cached(k)
+            return self._allocate_cached(k)
         size_class = <SizeClass>self._classes[k]
         buffer = None
         locked = lock.held  # see CLock
@@ -213,6 +216,9 @@ cdef class SizedPoolCore:
             size_class.lent += 1
             if size_class.lent > size_class.high_water:
                 size_class.high_water = size_class.lent
+            self._lent_bytes += size_class.size
+            if self._lent_bytes > self._high_water_bytes:
+                self._high_water_bytes = self._lent_bytes
         finally:
             if locked:
                 lock.give()
@@ -226,7 +232,7 @@ cdef class SizedPoolCore:
         return ref
 
     def deallocate(self, ref):
-        """Reset the handle's buffer, keep it for the next `get` (or free it), kill the handle.
+        """Reset the handle's buffer, keep it for the next `allocate` (or free it), kill the handle.
 
         Raises:
             StaleRefError: the handle was already released.
@@ -277,9 +283,7 @@ cdef class SizedPoolCore:
             else:
                 buffer.reset()
         except BaseException:  # only a MemoryError can get here: the buffer is dropped
-            lock.take()
-            size_class.lent -= 1
-            lock.give()
+            self._drop_lent(k)
             raise
         if k < self._cached_classes:
             self._put_cached(k, entry)
@@ -290,6 +294,7 @@ cdef class SizedPoolCore:
         try:
             size_class.lent -= 1
             size = size_class.size
+            self._lent_bytes -= size
             if self._retained + size <= self._max_retained and now < self._next_sweep:
                 size_class._append(entry)
                 self._retained += size

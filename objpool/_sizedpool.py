@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 from ._bytebuffer import ByteBuffer
 from ._compiled import COMPILED
 from . import _fork
-from ._errors import ForeignRefError, StaleRefError
+from ._errors import ForeignRefError, PoolClosedError, StaleRefError
 from ._fork import HeldLock
 from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
@@ -35,14 +35,15 @@ from ._threadcache import CACHE_MAX_SIZE, ThreadCache
 from ._validate import check_int, check_seconds, check_size, reject
 from ._warn import allocation_site, warn_user
 
-__all__ = ["DEFAULT_MAX_IDLE_S", "SizeClassStats", "SizedPool", "SizedPoolStats"]
+__all__ = ["DEFAULT_MAX_IDLE_SECONDS", "SizeClassStats", "SizedPool", "SizedPoolStats"]
 
-DEFAULT_MAX_IDLE_S: Final = 60.0
+DEFAULT_MAX_IDLE_SECONDS: Final = 60.0
 """How long a buffer may sit idle before the pool frees it (.NET's `ArrayPool` trims at 60 s)."""
 
-_SWEEPS_PER_MAX_IDLE: Final = 4  # so an idle buffer outlives max_idle_s by at most a quarter of it
+_SWEEPS_PER_MAX_IDLE: Final = 4  # so an idle buffer outlives max_idle_seconds by at most a quarter of it
 _FOREVER: Final = float("inf")  # a return time every idle buffer is older than
-_GLOBAL_COUNTS: Final = 4  # stats(): oversize bytes lent, oversize gets, leaks, pinned bytes
+_GLOBAL_COUNTS: Final = 7  # stats(): oversize bytes lent and handles out, oversize allocations,
+# leaks, pinned bytes, the high water in bytes, closed
 _CLASS_COUNTS: Final = 8  # stats(): per class, the fields of SizeClassStats (idle and lent in buffers)
 
 
@@ -54,38 +55,55 @@ class SizeClassStats:
     size: int
     """The capacity of every buffer of this class, in bytes."""
     hits: int
-    """`get` calls served by an idle buffer (no allocation)."""
+    """`allocate` calls served by an idle buffer (no allocation)."""
     misses: int
-    """`get` calls that allocated a new buffer."""
+    """`allocate` calls that allocated a new buffer."""
     evictions: int
     """Idle buffers freed to keep `max_retained`, or returned too big to keep."""
     trimmed: int
-    """Idle buffers freed for being idle too long (`trim`, or the pool's own sweeps)."""
-    retained: int
-    """Bytes idle in this class now."""
+    """Idle buffers freed for being idle too long (`trim`, the pool's own sweeps, `close`)."""
     lent: int
-    """Bytes lent through live handles now."""
-    high_water: int
+    """Handles of this class live now."""
+    lent_bytes: int
+    """Bytes lent through live handles now (`lent * size`)."""
+    idle_bytes: int
+    """Bytes idle in this class now."""
+    high_water_bytes: int
     """The most bytes of this class ever lent at once."""
 
 
 @final
 @dataclass(frozen=True, slots=True)
 class SizedPoolStats:
-    """An immutable snapshot of a `SizedPool`'s counters, from `SizedPool.stats()`."""
+    """An immutable snapshot of a `SizedPool`'s counters, from `SizedPool.stats()`.
+
+    In every snapshot `allocations == deallocations + leaks + lent` and
+    `idle_bytes <= max_retained`.
+    """
 
     classes: tuple[SizeClassStats, ...]
     """Per size class, smallest first."""
-    retained: int
-    """Bytes idle, ready to lend again (at most `max_retained`)."""
     lent: int
-    """Bytes lent through live handles (oversize buffers included)."""
-    oversize: int
-    """`get(n)` calls with `n > max_size`: served by a fresh buffer that is never kept."""
+    """Handles live now (oversize ones included)."""
+    allocations: int
+    """Handles ever lent (`hits + misses` of every class, plus `oversize`)."""
+    deallocations: int
+    """Handles given back (`deallocate`, `release`, `with`)."""
     leaks: int
     """Handles garbage-collected while live (each raised a `ResourceWarning`)."""
-    pinned: int
+    oversize: int
+    """`allocate(n)` calls with `n > max_size`: served by a fresh buffer that is never kept."""
+    lent_bytes: int
+    """Bytes lent through live handles (oversize buffers included)."""
+    idle_bytes: int
+    """Bytes idle, ready to lend again (at most `max_retained`)."""
+    high_water_bytes: int
+    """The most bytes lent at once. With thread caches on, the classes they serve count
+    only when lent from the shared stacks (see `SizedPool.thread_cache`)."""
+    pinned_bytes: int
     """Bytes of this pool's buffers locked in RAM now (lent or idle); 0 unless `pinned=True`."""
+    closed: bool
+    """Whether `close()` was called."""
 
 
 class _SizeClass:
@@ -105,7 +123,7 @@ class _SizeClass:
 
 
 class _SizedPoolCore:
-    """`SizedPool`'s hot path: `get` and `deallocate` when nothing needs evicting or sweeping.
+    """`SizedPool`'s hot path: `allocate` and `deallocate` when nothing needs evicting or sweeping.
 
     When the install compiled it, `objpool._csizedpool.SizedPoolCore` replaces this class
     (with its `SizeClass` and `CLock`): the same methods and messages, checked by the same
@@ -116,6 +134,8 @@ class _SizedPoolCore:
         "_cached_classes",
         "_classes",
         "_clock",
+        "_high_water_bytes",
+        "_lent_bytes",
         "_lock",
         "_max_retained",
         "_max_size",
@@ -128,9 +148,11 @@ class _SizedPoolCore:
     _cached_classes: int  # classes below this index go through thread caches (0: no caches)
     _classes: list[_SizeClass]
     _clock: Callable[[], float]
+    _high_water_bytes: int
+    _lent_bytes: int  # by the classes without thread caches, and oversize buffers: see stats()
     _lock: threading.Lock
-    _max_retained: int
-    _max_size: int
+    _max_retained: int  # 0 once closed: nothing is kept
+    _max_size: int  # -1 once closed: every allocate() takes the slow path, which refuses
     _min_shift: int  # log2(min_size)
     _next_sweep: float
     _pinned: bool
@@ -139,22 +161,23 @@ class _SizedPoolCore:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def get(self, n: int) -> OwnedRef[ByteBuffer]:
+    def allocate(self, n: int) -> OwnedRef[ByteBuffer]:
         """Lend an empty `ByteBuffer` of at least `n` bytes (its class's newest idle one, or new).
 
         Raises:
+            PoolClosedError: `close()` was called.
             TypeError: `n` is not an int.
             ValueError: `n < 0`.
         """
         if n.__class__ is not int or n < 0:
             check_int("n", n)  # raises, naming the rule
-        if n > self._max_size:
-            return self._get_oversize(n)
+        if n > self._max_size:  # or closed
+            return self._allocate_oversize(n)
         k = (n - 1).bit_length() - self._min_shift if n else 0
         if k < 0:
             k = 0
         if k < self._cached_classes:
-            return self._get_cached(k)
+            return self._allocate_cached(k)
         size_class = self._classes[k]
         buffer = None
         lock = self._lock
@@ -170,6 +193,9 @@ class _SizedPoolCore:
             lent = size_class.lent = size_class.lent + 1
             if lent > size_class.high_water:
                 size_class.high_water = lent
+            lent = self._lent_bytes = self._lent_bytes + size_class.size
+            if lent > self._high_water_bytes:
+                self._high_water_bytes = lent
         finally:
             if locked:
                 lock.release()
@@ -178,7 +204,7 @@ class _SizedPoolCore:
         return handle_for(self, buffer, k)
 
     def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
-        """Reset the handle's buffer, keep it for the next `get` (or free it), kill the handle.
+        """Reset the handle's buffer, keep it for the next `allocate` (or free it), kill the handle.
 
         Raises:
             StaleRefError: the handle was already released.
@@ -210,7 +236,7 @@ class _SizedPoolCore:
         try:
             buffer.reset()  # outside the lock: with zero_on_reset it wipes up to 64 MiB
         except BaseException:  # only a MemoryError can get here: the buffer is dropped
-            self._drop_lent(size_class)
+            self._drop_lent(k)
             raise
         if k < self._cached_classes:
             self._put_cached(k, entry)
@@ -221,6 +247,7 @@ class _SizedPoolCore:
             locked = take_contended(lock) if lock.locked() else lock.acquire()
             size_class.lent -= 1
             size = size_class.size
+            self._lent_bytes -= size
             if self._retained + size <= self._max_retained and entry[0] < self._next_sweep:
                 size_class.idle.append(entry)
                 self._retained += size
@@ -230,16 +257,16 @@ class _SizedPoolCore:
                 lock.release()
         self._keep_slow(size_class, entry)  # evictions first, or a sweep is due
 
-    def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+    def _allocate_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
         raise NotImplementedError  # SizedPool's
 
-    def _get_cached(self, k: int) -> OwnedRef[ByteBuffer]:
+    def _allocate_cached(self, k: int) -> OwnedRef[ByteBuffer]:
         raise NotImplementedError  # SizedPool's
 
     def _put_cached(self, k: int, entry: tuple[float, ByteBuffer]) -> None:
         raise NotImplementedError  # SizedPool's
 
-    def _drop_lent(self, size_class: _SizeClass) -> None:
+    def _drop_lent(self, k: int) -> None:
         raise NotImplementedError  # SizedPool's
 
     def _new_buffer(self, size: int) -> ByteBuffer:
@@ -264,11 +291,11 @@ if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes abov
 
 @final
 class SizedPool(_SizedPoolCore):
-    """Byte buffers of any size: `get(n)` lends a `ByteBuffer` with `capacity >= n`, `len() == 0`.
+    """Byte buffers of any size: `allocate(n)` lends a `ByteBuffer` with `capacity >= n`, `len() == 0`.
 
     Capacities are powers of two from `min_size` to `max_size`; a request is served by its
     class's most recently returned buffer, or a new one. Handles follow `Pool`'s rules:
-    release once (`ref.release()`, `with pool.get(n) as buf:` or `pool.deallocate(ref)`); a
+    release once (`ref.release()`, `with pool.allocate(n) as buf:` or `pool.deallocate(ref)`); a
     second release raises `StaleRefError`, another pool's handle `ForeignRefError`, and a
     handle collected while live warns (`ResourceWarning`) and its buffer is never reused.
 
@@ -283,14 +310,17 @@ class SizedPool(_SizedPoolCore):
     At most `max_retained` bytes sit idle (default: four buffers of `max_size`); past it the
     buffers idle longest are freed first, except that a returned buffer larger than half of
     `max_retained` is dropped rather than evict others to make room. A buffer idle longer
-    than `max_idle_s` is freed by the pool's own sweep, which runs inside a later release at
-    most every quarter of `max_idle_s` (no background thread), or at once by `trim()`.
-    `clock` is for tests.
+    than `max_idle_seconds` is freed by the pool's own sweep, which runs inside a later release
+    at most every quarter of `max_idle_seconds` (no background thread), or at once by
+    `trim()`. `clock` is for tests; `name` is shown in `repr` and so in warnings.
+
+    `close()` frees the idle buffers and lends nothing more (`PoolClosedError`); handles
+    still out can be released, and their buffers are freed.
 
     `pinned=True` puts every buffer on anonymous `mmap` memory locked in RAM (`mlock`), so
     it is never swapped out. Where locking fails (a low `RLIMIT_MEMLOCK`, no permission, no
     `mlock`) the buffer uses ordinary memory instead and the pool warns once
-    (`RuntimeWarning`); `stats().pinned` says how many bytes are locked.
+    (`RuntimeWarning`); `stats().pinned_bytes` says how many bytes are locked.
 
     Thread-safe: one lock, held only for the bookkeeping (no allocation, reset or free).
     Without a GIL (a free-threaded build) each thread also keeps up to 4 idle buffers per
@@ -302,13 +332,16 @@ class SizedPool(_SizedPoolCore):
     __slots__ = (
         "_caches",
         "_credits",
+        "_closed",
         "_leaked",
         "_leaks",
         "_local",
-        "_max_idle_s",
+        "_max_idle_seconds",
+        "_name",
         "_oversize",
         "_orphans",
         "_oversize_lent",
+        "_oversize_out",
         "_pin_warned",
         "_pinned_made",
         "_unpinned",
@@ -321,14 +354,16 @@ class SizedPool(_SizedPoolCore):
         min_size: int = 4096,
         max_size: int = 64 << 20,
         max_retained: int | None = None,
-        max_idle_s: float = DEFAULT_MAX_IDLE_S,
+        max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS,
         zero_on_reset: bool = False,
         pinned: bool = False,
         thread_cache: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
         """Raises `TypeError`/`ValueError` for sizes that are not powers of two with
-        `min_size <= max_size`, a negative `max_retained`, or a `max_idle_s` that is not > 0."""
+        `min_size <= max_size`, a negative `max_retained`, a `max_idle_seconds` that is not
+        > 0, or a `name` that is not a str."""
         _check_power_of_two("min_size", min_size)
         _check_power_of_two("max_size", max_size)
         if max_size < min_size:
@@ -336,14 +371,16 @@ class SizedPool(_SizedPoolCore):
         if max_retained is None:
             max_retained = 4 * max_size
         check_size("max_retained", max_retained, 0)
-        max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=False)
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=False)
         if not callable(clock):
             reject(TypeError, "clock", "a callable returning seconds", clock)
+        if name is not None and not isinstance(name, str):
+            reject(TypeError, "name", "a str or None", name)
         self._min_shift = min_size.bit_length() - 1
         self._max_size = max_size
         self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]
         self._max_retained = max_retained
-        self._max_idle_s = max_idle_s
+        self._max_idle_seconds = max_idle_seconds
         self._zero = bool(zero_on_reset)
         self._pinned = bool(pinned)
         self._pinned_made = 0  # bytes
@@ -354,9 +391,14 @@ class SizedPool(_SizedPoolCore):
         self._retained = 0
         self._oversize = 0
         self._oversize_lent = 0  # bytes
+        self._oversize_out = 0  # handles
+        self._lent_bytes = 0
+        self._high_water_bytes = 0
+        self._closed = False
+        self._name = name
         self._leaks = 0
         self._leaked: list[int] = []  # the indices of leaked handles
-        self._next_sweep = clock() + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
+        self._next_sweep = clock() + self._max_idle_seconds / _SWEEPS_PER_MAX_IDLE
         if thread_cache is None:
             thread_cache = not gil_enabled()
         self._cached_classes = sum(c.size <= CACHE_MAX_SIZE for c in self._classes) if thread_cache else 0
@@ -370,22 +412,22 @@ class SizedPool(_SizedPoolCore):
 
     if TYPE_CHECKING:  # the hot path lives in _SizedPoolCore; restated so type errors name SizedPool
 
-        def get(self, n: int) -> OwnedRef[ByteBuffer]:
-            return super().get(n)
+        def allocate(self, n: int) -> OwnedRef[ByteBuffer]:
+            return super().allocate(n)
 
         def deallocate(self, ref: OwnedRef[ByteBuffer]) -> None:
             super().deallocate(ref)
 
     # -- thread caches (free-threaded builds; see _threadcache) ----------------------------------
 
-    def _get_cached(self, k: int) -> OwnedRef[ByteBuffer]:
-        """`get` of a cached class: this thread's newest idle buffer, else the shared path."""
+    def _allocate_cached(self, k: int) -> OwnedRef[ByteBuffer]:
+        """`allocate` of a cached class: this thread's newest idle buffer, else the shared path."""
         try:
             cache: ThreadCache = self._local.cache
         except AttributeError:
             cache = self._new_thread_cache()
         buffer = cache.pop(k)
-        if buffer is None:  # get()'s shared path (inlined there, ~100 ns a call), but that
+        if buffer is None:  # allocate()'s shared path (inlined there, ~100 ns a call), but that
             size_class = self._classes[k]  # the high water adds up the caches' counts
             buffer = self._take_shared(size_class, k)
             if buffer is None:
@@ -423,7 +465,8 @@ class SizedPool(_SizedPoolCore):
     def _put_cached(self, k: int, entry: tuple[float, ByteBuffer]) -> None:
         """`deallocate` of a cached class: into this thread's cache, its oldest spilling over
         to the shared stack when the cache is full and may not grow (stamped anew there:
-        its idle time restarts, so it may outlive `max_idle_s` by at most that much)."""
+        its idle time restarts, so it may outlive `max_idle_seconds` by at most that much).
+        Once the pool is closed the cache has no credit, so the buffer spills and is freed."""
         try:
             cache: ThreadCache = self._local.cache
         except AttributeError:
@@ -511,16 +554,20 @@ class SizedPool(_SizedPoolCore):
         try:
             locked = self._lock.acquire()
             self._oversize_lent -= nbytes
+            self._oversize_out -= 1
+            self._lent_bytes -= nbytes
         finally:
             if locked:
                 self._lock.release()
 
-    def _drop_lent(self, size_class: _SizeClass) -> None:
-        """A lent buffer is dropped instead of kept (its reset failed)."""
+    def _drop_lent(self, k: int) -> None:
+        """A lent buffer of class `k` is dropped instead of kept (its reset failed)."""
         locked = False
         try:
             locked = self._lock.acquire()
-            size_class.lent -= 1
+            self._classes[k].lent -= 1
+            if k >= self._cached_classes:
+                self._lent_bytes -= self._classes[k].size
         finally:
             if locked:
                 self._lock.release()
@@ -553,15 +600,24 @@ class SizedPool(_SizedPoolCore):
             if locked:
                 self._lock.release()
 
-    def _get_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+    def _allocate_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
+        """`allocate(n)` with `n > max_size`, or any `allocate` once the pool is closed."""
         locked = False
         try:
             locked = self._lock.acquire()
-            self._oversize += 1
-            self._oversize_lent += n
+            closed = self._closed
+            if not closed:
+                self._oversize += 1
+                self._oversize_out += 1
+                self._oversize_lent += n
+                lent = self._lent_bytes = self._lent_bytes + n
+                if lent > self._high_water_bytes:
+                    self._high_water_bytes = lent
         finally:
             if locked:
                 self._lock.release()
+        if closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
         buffer = self._new_buffer(n)
         # The handle's index says "oversize, n bytes" (past the class indices), so that a
         # release or a leak knows the size without the buffer.
@@ -605,7 +661,7 @@ class SizedPool(_SizedPoolCore):
         return oldest.idle.popleft()[1]
 
     def _sweep(self, now: float, freed: list[ByteBuffer]) -> None:
-        """Move every buffer idle for longer than `max_idle_s` to `freed` (freed by the caller)."""
+        """Move every buffer idle for longer than `max_idle_seconds` to `freed` (freed by the caller)."""
         locked = False
         try:
             locked = self._lock.acquire()
@@ -615,8 +671,8 @@ class SizedPool(_SizedPoolCore):
                 self._lock.release()
 
     def _sweep_locked(self, now: float, freed: list[ByteBuffer]) -> None:
-        self._next_sweep = now + self._max_idle_s / _SWEEPS_PER_MAX_IDLE
-        self._take_idle(now - self._max_idle_s, freed)
+        self._next_sweep = now + self._max_idle_seconds / _SWEEPS_PER_MAX_IDLE
+        self._take_idle(now - self._max_idle_seconds, freed)
 
     def _take_idle(self, returned_before: float, freed: list[ByteBuffer]) -> None:
         """Under the lock: move every buffer returned at or before `returned_before` to `freed`."""
@@ -638,12 +694,12 @@ class SizedPool(_SizedPoolCore):
                 self._retained -= taken * size_class.size
                 self._credits -= taken * size_class.size
 
-    def trim(self, max_idle_s: float = 0.0) -> int:
-        """Free every buffer idle for longer than `max_idle_s` seconds (0: every idle one);
+    def trim(self, max_idle_seconds: float = 0.0) -> int:
+        """Free every buffer idle for longer than `max_idle_seconds` (0: every idle one);
         return the bytes freed."""
-        max_idle_s = check_seconds("max_idle_s", max_idle_s, zero_ok=True)
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=True)
         freed: list[ByteBuffer] = []
-        returned_before = self._clock() - max_idle_s if max_idle_s else _FOREVER
+        returned_before = self._clock() - max_idle_seconds if max_idle_seconds else _FOREVER
         return self._trim(returned_before, freed)  # the buffers are freed as `freed` goes
 
     def _trim(self, returned_before: float, freed: list[ByteBuffer]) -> int:
@@ -666,7 +722,7 @@ class SizedPool(_SizedPoolCore):
         self._leaked.append(k)
         warn_user(
             f"an OwnedRef of {self!r} was garbage-collected while still live{allocation_site(ref)}; "
-            "release it, or use 'with pool.get(n) as buf:'",
+            "release it, or use 'with pool.allocate(n) as buf:'",
             ResourceWarning,
             source=ref,
         )
@@ -679,12 +735,52 @@ class SizedPool(_SizedPoolCore):
     @property
     def max_size(self) -> int:
         """The largest class's capacity; larger requests get unpooled buffers."""
-        return self._max_size
+        return self._classes[-1].size
 
     @property
     def max_retained(self) -> int:
-        """The most bytes kept idle."""
+        """The most bytes kept idle (0 once closed)."""
         return self._max_retained
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction, shown in `repr` and warnings."""
+        return self._name
+
+    def close(self) -> None:
+        """Free every idle buffer and lend nothing more; idempotent.
+
+        Afterwards `allocate` raises `PoolClosedError`, and handles still out can be
+        released: their buffers are freed, not kept (counted in `evictions`).
+        """
+        freed: list[ByteBuffer] = []  # freed after the lock is released
+        self._close(freed)
+
+    def _close(self, freed: list[ByteBuffer]) -> None:
+        locked = False
+        try:
+            locked = self._lock.acquire()
+            if self._closed:
+                return
+            self._closed = True
+            self._max_size = -1  # every allocate() now takes the slow path, which refuses
+            self._max_retained = 0  # nothing returned from now on is kept
+            self._settle_orphans(freed)
+            self._take_idle(_FOREVER, freed)
+            caches = self._caches
+            for i in range(len(caches)):  # the credits they still hold, unused, go too
+                for k in range(self._cached_classes):
+                    unused = caches[i].revoke(k, freed) * self._classes[k].size
+                    self._credits -= unused
+                    self._retained -= unused
+        finally:
+            if locked:
+                self._lock.release()
 
     def _settle_leaks(self) -> None:
         """Under the lock: count the handles found leaked since the last call."""
@@ -695,8 +791,12 @@ class SizedPool(_SizedPoolCore):
             self._leaks += 1
             if k < classes:
                 self._classes[k].lent -= 1
+                if k >= self._cached_classes:
+                    self._lent_bytes -= self._classes[k].size
             else:
                 self._oversize_lent -= k - classes
+                self._oversize_out -= 1
+                self._lent_bytes -= k - classes
 
     def stats(self) -> SizedPoolStats:
         """A snapshot of the counters (leaks found since the last call counted first)."""
@@ -705,11 +805,11 @@ class SizedPool(_SizedPoolCore):
         # tracks is made under the lock), then built into the stats objects after it.
         counts = [0] * (_GLOBAL_COUNTS + _CLASS_COUNTS * len(self._classes))
         self._read_counts(counts, freed)
-        oversize_lent, oversize, leaks, pinned = counts[:_GLOBAL_COUNTS]
+        oversize_lent, oversize_out, oversize, leaks, pinned, high_water, closed = counts[:_GLOBAL_COUNTS]
         classes = []
         for k in range(len(self._classes)):
             at = _GLOBAL_COUNTS + _CLASS_COUNTS * k
-            size, hits, misses, evictions, trimmed, idle, lent, high_water = counts[at : at + _CLASS_COUNTS]
+            size, hits, misses, evictions, trimmed, idle, lent, class_high_water = counts[at : at + _CLASS_COUNTS]
             classes.append(
                 SizeClassStats(
                     size=size,
@@ -717,18 +817,27 @@ class SizedPool(_SizedPoolCore):
                     misses=misses,
                     evictions=evictions,
                     trimmed=trimmed,
-                    retained=idle * size,
-                    lent=lent * size,
-                    high_water=high_water * size,
+                    lent=lent,
+                    lent_bytes=lent * size,
+                    idle_bytes=idle * size,
+                    high_water_bytes=class_high_water * size,
                 )
             )
+        lent = sum(c.lent for c in classes) + oversize_out
+        allocations = sum(c.hits + c.misses for c in classes) + oversize
+        lent_bytes = sum(c.lent_bytes for c in classes) + oversize_lent
         return SizedPoolStats(
             classes=tuple(classes),
-            retained=sum(c.retained for c in classes),
-            lent=sum(c.lent for c in classes) + oversize_lent,
-            oversize=oversize,
+            lent=lent,
+            allocations=allocations,
+            deallocations=allocations - leaks - lent,
             leaks=leaks,
-            pinned=pinned,
+            oversize=oversize,
+            lent_bytes=lent_bytes,
+            idle_bytes=sum(c.idle_bytes for c in classes),
+            high_water_bytes=max(high_water, lent_bytes),  # the cached classes' bytes now count too
+            pinned_bytes=pinned,
+            closed=bool(closed),
         )
 
     def _read_counts(self, counts: list[int], freed: list[ByteBuffer]) -> None:
@@ -741,9 +850,12 @@ class SizedPool(_SizedPoolCore):
             while self._unpinned:
                 self._pinned_made -= self._unpinned.pop()
             counts[0] = self._oversize_lent
-            counts[1] = self._oversize
-            counts[2] = self._leaks
-            counts[3] = self._pinned_made
+            counts[1] = self._oversize_out
+            counts[2] = self._oversize
+            counts[3] = self._leaks
+            counts[4] = self._pinned_made
+            counts[5] = self._high_water_bytes
+            counts[6] = self._closed
             classes = self._classes
             caches = self._caches
             for k in range(len(classes)):
@@ -784,9 +896,11 @@ class SizedPool(_SizedPoolCore):
         raise TypeError("SizedPool cannot be pickled: its buffers live in this process")
 
     def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
+        closed = ", closed" if self._closed else ""
         return (
-            f"<SizedPool {self.min_size}..{self._max_size} bytes, {self._retained} retained"
-            f" of {self._max_retained}>"
+            f"<SizedPool{name} {self.min_size}..{self.max_size} bytes, {self._retained} retained"
+            f" of {self._max_retained}{closed}>"
         )
 
 

@@ -113,6 +113,22 @@ class ThreadCache:
             if locked:
                 self.lock.release()
 
+    def revoke(self, k: int, freed: list[ByteBuffer]) -> int:
+        """Take back class `k`'s credits, its idle buffers to `freed` (its pool closed);
+        return how many credits."""
+        locked = False
+        try:
+            locked = self.lock.acquire()
+            idle = self.idle[k]
+            while idle:
+                freed.append(idle.pop()[1])
+            credit = self.credit[k]
+            self.credit[k] = 0
+            return credit
+        finally:
+            if locked:
+                self.lock.release()
+
     def add_counts(self, k: int, counts: list[int], at: int) -> None:
         """Add class `k`'s hits, idle buffers and lent buffers now to `counts[at]`,
         `counts[at + 4]` and `counts[at + 5]` (the layout of `SizedPool.stats()`'s reading)."""

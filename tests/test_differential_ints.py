@@ -41,7 +41,7 @@ def calls(v):
     yield "ByteBuffer.reserve", lambda: len(ByteBuffer(16).reserve(v))
     yield "BufPool.allocate", lambda: BufPool(64, 640).allocate(v)
     yield "BufPool max_memory", lambda: BufPool(64, v)
-    yield "SizedPool.get", lambda: SizedPool(max_size=8192).get(v) if v <= 8192 else SizedPool(max_size=8192).get(-1 - v)
+    yield "SizedPool.allocate", lambda: SizedPool(max_size=8192).allocate(v) if v <= 8192 else SizedPool(max_size=8192).allocate(-1 - v)
     yield "SizedPool max_retained", lambda: SizedPool(max_retained=v)
     yield "SizedPool.trim", lambda: SizedPool().trim(v)
     if v < 2**10 or v > 2**62:  # any size between would be allocated: gigabytes, or objects

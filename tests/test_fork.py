@@ -117,14 +117,14 @@ def test_a_child_forked_while_another_thread_is_inside_a_sizedpool_can_use_it(th
 
     def work() -> None:
         pool.stats()
-        pool.get(4096).release()
-        pool.get(65536).release()
+        pool.allocate(4096).release()
+        pool.allocate(65536).release()
         pool.trim()
 
     def check() -> None:
         before = pool.stats().lent
-        pool.get(4096).release()
-        pool.get(65536).release()
+        pool.allocate(4096).release()
+        pool.allocate(65536).release()
         pool.trim()
         assert pool.stats().lent == before
 

@@ -295,20 +295,20 @@ def sized(**kwargs: Any) -> SizedPool:
 
 def sizedpool_get_put(attempt: Try) -> Callable[[], None]:
     pool = sized()
-    a, b = pool.get(4096), pool.get(16384)
+    a, b = pool.allocate(4096), pool.allocate(16384)
     attempt.arm(pool, a.release, b)
     del a, b
-    with pool.get(8192):
+    with pool.allocate(8192):
         pass
-    with pool.get(100_000):  # oversize
+    with pool.allocate(100_000):  # oversize
         pass
     return lambda: expect_sized(pool, leaks=1)
 
 
 def sizedpool_evict_trim_stats(attempt: Try) -> Callable[[], None]:
     pool = sized()
-    held = [pool.get(16384) for _ in range(3)]
-    a, b = pool.get(4096), pool.get(4096)
+    held = [pool.allocate(16384) for _ in range(3)]
+    a, b = pool.allocate(4096), pool.allocate(4096)
     attempt.arm(pool, a.release, b)
     del a, b
     for ref in held:
@@ -320,26 +320,26 @@ def sizedpool_evict_trim_stats(attempt: Try) -> Callable[[], None]:
 
 def sizedpool_sweep(attempt: Try) -> Callable[[], None]:
     now = [0.0]
-    pool = sized(max_idle_s=1.0, clock=lambda: now[0])
-    pool.get(4096).release()
-    a, b = pool.get(8192), pool.get(8192)
+    pool = sized(max_idle_seconds=1.0, clock=lambda: now[0])
+    pool.allocate(4096).release()
+    a, b = pool.allocate(8192), pool.allocate(8192)
     attempt.arm(pool, a.release, b)
     del a, b
     now[0] = 10.0
-    pool.get(16384).release()  # a sweep is due
+    pool.allocate(16384).release()  # a sweep is due
     return lambda: expect_sized(pool, leaks=1)
 
 
 def sizedpool_thread_cache(attempt: Try) -> Callable[[], None]:
     pool = sized(thread_cache=True)
-    pool.get(4096).release()  # this thread's cache exists
-    a, b = pool.get(4096), pool.get(8192)
+    pool.allocate(4096).release()  # this thread's cache exists
+    a, b = pool.allocate(4096), pool.allocate(8192)
     attempt.arm(pool, a.release, b)
     del a, b
     for _ in range(6):  # grants, then spills to the shared stack
-        with pool.get(4096):
+        with pool.allocate(4096):
             pass
-    refs = [pool.get(4096) for _ in range(6)]
+    refs = [pool.allocate(4096) for _ in range(6)]
     for ref in refs:
         ref.release()
     pool.stats()
@@ -349,8 +349,8 @@ def sizedpool_thread_cache(attempt: Try) -> Callable[[], None]:
 
 def expect_sized(pool: SizedPool, *, leaks: int) -> None:
     stats = pool.stats()
-    assert (stats.lent, stats.leaks) == (0, leaks), stats
-    assert stats.retained <= pool.max_retained
+    assert (stats.lent, stats.lent_bytes, stats.leaks) == (0, 0, leaks), stats
+    assert stats.idle_bytes <= pool.max_retained
 
 
 CASES = [

@@ -15,6 +15,7 @@ from objpool import (
     ForeignRefError,
     OwnedRef,
     Pool,
+    PoolClosedError,
     SizeClassStats,
     SizedPool,
     SizedPoolStats,
@@ -61,19 +62,19 @@ def small_pool(**options: object) -> SizedPool:
 )
 def test_a_request_gets_its_power_of_two_class_empty(n: int, capacity: int) -> None:
     pool = small_pool()
-    with pool.get(n) as buf:
+    with pool.allocate(n) as buf:
         assert (capacity, 0) == (buf.capacity, len(buf))
         assert buf.free >= n
 
 
 def test_a_request_past_max_size_gets_an_exact_buffer_that_is_never_kept() -> None:
     pool = small_pool()
-    ref = pool.get(16 * KiB + 1)
+    ref = pool.allocate(16 * KiB + 1)
     assert 16 * KiB + 1 == ref.value.capacity
-    assert (1, 16 * KiB + 1) == (pool.stats().oversize, pool.stats().lent)
+    assert (1, 16 * KiB + 1) == (pool.stats().oversize, pool.stats().lent_bytes)
     ref.release()
     stats = pool.stats()
-    assert (0, 0) == (stats.retained, stats.lent)
+    assert (0, 0) == (stats.idle_bytes, stats.lent_bytes)
     with pytest.raises(StaleRefError):
         ref.release()
 
@@ -88,7 +89,7 @@ def test_a_request_past_max_size_gets_an_exact_buffer_that_is_never_kept() -> No
 )
 def test_bad_sizes_are_refused(n: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
-        small_pool().get(n)  # type: ignore[arg-type]  # deliberately bad
+        small_pool().allocate(n)  # type: ignore[arg-type]  # deliberately bad
 
 
 @pytest.mark.parametrize(
@@ -99,9 +100,9 @@ def test_bad_sizes_are_refused(n: object, error: type[Exception], message: str) 
         ({"max_size": 1000}, ValueError, r"^max_size must be a power of two, got int 1000$"),
         ({"min_size": 8192, "max_size": 4096}, ValueError, r"^max_size must be >= min_size \(8192\), got int 4096$"),
         ({"max_retained": -1}, ValueError, r"^max_retained must be >= 0, got int -1$"),
-        ({"max_idle_s": 0}, ValueError, r"^max_idle_s must be > 0, got int 0$"),
-        ({"max_idle_s": float("nan")}, ValueError, r"^max_idle_s must be > 0, got float nan$"),
-        ({"max_idle_s": "1"}, TypeError, r"^max_idle_s must be a number of seconds, got str '1'$"),
+        ({"max_idle_seconds": 0}, ValueError, r"^max_idle_seconds must be > 0, got int 0$"),
+        ({"max_idle_seconds": float("nan")}, ValueError, r"^max_idle_seconds must be > 0, got float nan$"),
+        ({"max_idle_seconds": "1"}, TypeError, r"^max_idle_seconds must be a number of seconds, got str '1'$"),
         ({"clock": 5}, TypeError, r"^clock must be a callable returning seconds, got int 5$"),
     ],
 )
@@ -121,7 +122,7 @@ def test_defaults() -> None:
 
 def test_handles_are_typed_and_linear() -> None:
     pool = small_pool()
-    ref = pool.get(10)
+    ref = pool.allocate(10)
     assert_type(ref, OwnedRef[ByteBuffer])
     assert ref.pool is pool and ref.alive
     ref.release()
@@ -137,12 +138,12 @@ def test_handles_are_typed_and_linear() -> None:
 def test_foreign_handles_and_non_handles_are_refused() -> None:
     pool, other = small_pool(), small_pool()
     objects = Pool(lambda: ByteBuffer(8), 1)
-    theirs, from_pool = other.get(1), objects.allocate()
+    theirs, from_pool = other.allocate(1), objects.allocate()
     for ref in (theirs, from_pool):
         with pytest.raises(ForeignRefError, match=r"was lent by another pool, not by <SizedPool"):
             pool.deallocate(ref)
         assert ref.alive, "a refused handle is untouched"
-    mine = pool.get(1)
+    mine = pool.allocate(1)
     with pytest.raises(ForeignRefError, match=r"was lent by another pool, not by <Pool"):
         objects.deallocate(mine)
     with pytest.raises(TypeError, match=r"^ref must be an OwnedRef, got ByteBuffer"):
@@ -155,25 +156,25 @@ def test_foreign_handles_and_non_handles_are_refused() -> None:
 
 def test_a_leaked_handle_warns_and_its_buffer_is_never_reused() -> None:
     pool = small_pool()
-    ref = pool.get(10)
+    ref = pool.allocate(10)
     leaked = ref.value
     with pytest.warns(ResourceWarning, match=r"^an OwnedRef of <SizedPool .* was garbage-collected while still live"):
         del ref
         gc.collect()
     stats = pool.stats()
-    assert (1, 0, 0) == (stats.leaks, stats.lent, stats.retained)
-    with pool.get(10) as buf:
+    assert (1, 0, 0) == (stats.leaks, stats.lent_bytes, stats.idle_bytes)
+    with pool.allocate(10) as buf:
         assert buf is not leaked, "it may still be referenced: a new one is made"
     assert 2 == pool.stats().classes[0].misses
 
 
 def test_a_leaked_oversize_handle_is_settled_too() -> None:
     pool = small_pool()
-    ref = pool.get(1 * MiB)
+    ref = pool.allocate(1 * MiB)
     with pytest.warns(ResourceWarning):
         del ref
         gc.collect()
-    assert (1, 0) == (pool.stats().leaks, pool.stats().lent)
+    assert (1, 0) == (pool.stats().leaks, pool.stats().lent_bytes)
 
 
 # -- reuse -----------------------------------------------------------------------------------
@@ -181,20 +182,20 @@ def test_a_leaked_oversize_handle_is_settled_too() -> None:
 
 def test_the_most_recently_returned_buffer_of_a_class_is_lent_first() -> None:
     pool = small_pool()
-    first, second = pool.get(5000), pool.get(5000)
+    first, second = pool.allocate(5000), pool.allocate(5000)
     a, b = first.value, second.value
     first.release()
     second.release()
-    with pool.get(6000) as buf:
+    with pool.allocate(6000) as buf:
         assert buf is b
     stats = pool.stats().classes[1]
     assert (8 * KiB, 1, 2, 8 * KiB * 2, 0, 16 * KiB) == (
         stats.size,
         stats.hits,
         stats.misses,
-        stats.retained,
-        stats.lent,
-        stats.high_water,
+        stats.idle_bytes,
+        stats.lent_bytes,
+        stats.high_water_bytes,
     )
     assert a is not b
 
@@ -202,16 +203,16 @@ def test_the_most_recently_returned_buffer_of_a_class_is_lent_first() -> None:
 def test_a_reused_buffer_keeps_the_previous_user_s_bytes_unless_zeroed() -> None:
     for zero, expected in ((False, b"secret"), (True, bytes(6))):
         pool = small_pool(zero_on_reset=zero)
-        with pool.get(10) as buf:
+        with pool.allocate(10) as buf:
             buf.write(b"secret")
-        with pool.get(10) as buf:
+        with pool.allocate(10) as buf:
             assert 0 == len(buf)
             assert expected == bytes(buf.writable()[:6])
 
 
 def test_views_of_a_returned_buffer_are_released() -> None:
     pool = small_pool()
-    with pool.get(10) as buf:
+    with pool.allocate(10) as buf:
         buf.write(b"abc")
         view = buf.view()
     with pytest.raises(ValueError):
@@ -225,7 +226,7 @@ def test_retention_stays_within_max_retained_evicting_the_longest_idle_first() -
     clock = FakeClock()
     pool = small_pool(max_retained=32 * KiB, clock=clock)
     sizes = [4 * KiB, 8 * KiB, 16 * KiB, 8 * KiB, 16 * KiB]
-    refs = [pool.get(n) for n in sizes]
+    refs = [pool.allocate(n) for n in sizes]
     for ref in refs:  # returned at 1000, 1001, 1002, 1003, 1004
         ref.release()
         clock.now += 1
@@ -234,21 +235,21 @@ def test_retention_stays_within_max_retained_evicting_the_longest_idle_first() -
     # whatever their class.
     stats = pool.stats()
     assert [(4 * KiB, 1, 0), (8 * KiB, 1, 8 * KiB), (16 * KiB, 1, 16 * KiB)] == [
-        (c.size, c.evictions, c.retained) for c in stats.classes
+        (c.size, c.evictions, c.idle_bytes) for c in stats.classes
     ]
-    assert 24 * KiB == stats.retained
+    assert 24 * KiB == stats.idle_bytes
 
 
 def test_a_buffer_over_half_the_budget_is_dropped_rather_than_evict_others() -> None:
     pool = small_pool(max_retained=24 * KiB)
-    refs = [pool.get(4 * KiB), pool.get(8 * KiB), pool.get(16 * KiB)]
+    refs = [pool.allocate(4 * KiB), pool.allocate(8 * KiB), pool.allocate(16 * KiB)]
     for ref in refs:
         ref.release()
     stats = pool.stats()
-    assert [(0, 4 * KiB), (0, 8 * KiB), (1, 0)] == [(c.evictions, c.retained) for c in stats.classes]
-    with pool.get(16 * KiB):
+    assert [(0, 4 * KiB), (0, 8 * KiB), (1, 0)] == [(c.evictions, c.idle_bytes) for c in stats.classes]
+    with pool.allocate(16 * KiB):
         pass  # still no room for it without evicting: dropped again
-    with pool.get(4 * KiB), pool.get(8 * KiB):
+    with pool.allocate(4 * KiB), pool.allocate(8 * KiB):
         pass  # the small ones were kept, and are reused
     stats = pool.stats()
     assert (2, 2) == (stats.classes[2].evictions, stats.classes[0].hits + stats.classes[1].hits)
@@ -256,44 +257,44 @@ def test_a_buffer_over_half_the_budget_is_dropped_rather_than_evict_others() -> 
 
 def test_a_buffer_larger_than_max_retained_is_dropped_on_return() -> None:
     pool = small_pool(max_retained=8 * KiB)
-    with pool.get(4 * KiB):
+    with pool.allocate(4 * KiB):
         pass
-    with pool.get(16 * KiB):
+    with pool.allocate(16 * KiB):
         pass
     stats = pool.stats()
-    assert (4 * KiB, 1) == (stats.retained, stats.classes[2].evictions)
+    assert (4 * KiB, 1) == (stats.idle_bytes, stats.classes[2].evictions)
     assert 0 == stats.classes[0].evictions, "what was kept stays kept"
 
 
 def test_max_retained_zero_keeps_nothing() -> None:
     pool = small_pool(max_retained=0)
     for _ in range(3):
-        with pool.get(1):
+        with pool.allocate(1):
             pass
-    assert (0, 0, 3) == (pool.stats().retained, pool.stats().classes[0].hits, pool.stats().classes[0].misses)
+    assert (0, 0, 3) == (pool.stats().idle_bytes, pool.stats().classes[0].hits, pool.stats().classes[0].misses)
 
 
 def test_trim_frees_what_was_idle_longer_than_asked() -> None:
     clock = FakeClock()
-    pool = small_pool(clock=clock, max_idle_s=1000)
-    old, new = pool.get(1), pool.get(5000)
+    pool = small_pool(clock=clock, max_idle_seconds=1000)
+    old, new = pool.allocate(1), pool.allocate(5000)
     old.release()
     clock.now += 30
     new.release()
     clock.now += 5
     assert 4 * KiB == pool.trim(20), "only the one idle for 35 s"
-    assert (8 * KiB, 1) == (pool.stats().retained, pool.stats().classes[0].trimmed)
+    assert (8 * KiB, 1) == (pool.stats().idle_bytes, pool.stats().classes[0].trimmed)
     assert 8 * KiB == pool.trim()
-    assert 0 == pool.stats().retained
+    assert 0 == pool.stats().idle_bytes
     assert 0 == pool.trim()
 
 
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [
-        (-1, ValueError, r"^max_idle_s must be >= 0, got int -1$"),
-        (float("nan"), ValueError, r"^max_idle_s must be >= 0, got float nan$"),
-        (None, TypeError, r"^max_idle_s must be a number"),
+        (-1, ValueError, r"^max_idle_seconds must be >= 0, got int -1$"),
+        (float("nan"), ValueError, r"^max_idle_seconds must be >= 0, got float nan$"),
+        (None, TypeError, r"^max_idle_seconds must be a number"),
     ],
 )
 def test_trim_refuses_bad_ages(value: object, error: type[Exception], message: str) -> None:
@@ -303,19 +304,19 @@ def test_trim_refuses_bad_ages(value: object, error: type[Exception], message: s
 
 def test_the_pool_frees_long_idle_buffers_itself_on_a_later_release() -> None:
     clock = FakeClock()
-    pool = small_pool(clock=clock, max_idle_s=60)
-    with pool.get(1):
+    pool = small_pool(clock=clock, max_idle_seconds=60)
+    with pool.allocate(1):
         pass  # idle from 1000
     clock.now += 59
-    with pool.get(5000):
+    with pool.allocate(5000):
         pass  # a sweep is due (every 15 s), but nothing is 60 s idle yet
-    assert 12 * KiB == pool.stats().retained
+    assert 12 * KiB == pool.stats().idle_bytes
     clock.now += 16
-    with pool.get(10000):
+    with pool.allocate(10000):
         pass  # the next sweep is due, and the 4 KiB buffer has been idle 75 s: freed
     stats = pool.stats()
     assert [1, 0, 0] == [c.trimmed for c in stats.classes]
-    assert 24 * KiB == stats.retained
+    assert 24 * KiB == stats.idle_bytes
 
 
 # -- threads ---------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def test_threads_never_share_a_buffer_and_owner_marks_survive(thread_cache: bool
         for _ in range(2000):
             action = rng.random()
             if len(held) < 3 and action < 0.5:
-                ref = pool.get(rng.choice((1, 64, 100, 4096, 5000, 65536, 70000)))
+                ref = pool.allocate(rng.choice((1, 64, 100, 4096, 5000, 65536, 70000)))
                 operations[me] += 1
                 with owners_lock:
                     if id(ref.value) in owners:
@@ -394,11 +395,11 @@ def test_threads_never_share_a_buffer_and_owner_marks_survive(thread_cache: bool
         ref.release()
     assert [] == errors
     stats = pool.stats()
-    assert (0, 0) == (stats.lent, stats.leaks)
-    assert stats.retained <= 256 * KiB
+    assert (0, 0) == (stats.lent_bytes, stats.leaks)
+    assert stats.idle_bytes <= 256 * KiB
     assert sum(operations) == sum(c.hits + c.misses for c in stats.classes) + stats.oversize
     assert sum(operations) > 2000
-    assert stats.retained == pool.trim(), "the budget's count agrees with the buffers idle"
+    assert stats.idle_bytes == pool.trim(), "the budget's count agrees with the buffers idle"
 
 
 # -- thread caches ---------------------------------------------------------------------------
@@ -423,19 +424,19 @@ def in_a_thread(action: object) -> None:
 
 def test_a_thread_s_cache_serves_its_own_gets_newest_first() -> None:
     pool = small_pool(thread_cache=True)
-    refs = [pool.get(4 * KiB) for _ in range(6)]
+    refs = [pool.allocate(4 * KiB) for _ in range(6)]
     bufs = [ref.value for ref in refs]
     for ref in refs:
         ref.release()  # the 4 newest stay in this thread's cache, the 2 oldest spill
     others: list[ByteBuffer] = []
 
     def get_elsewhere() -> None:
-        with pool.get(4 * KiB) as buf:
+        with pool.allocate(4 * KiB) as buf:
             others.append(buf)
 
     in_a_thread(get_elsewhere)
     assert [bufs[1]] == others, "another thread gets the shared stack's newest, not this cache's"
-    got = [pool.get(4 * KiB) for _ in range(5)]
+    got = [pool.allocate(4 * KiB) for _ in range(5)]
     assert [bufs[5], bufs[4], bufs[3], bufs[2], bufs[0]] == [ref.value for ref in got]
     for ref in got:
         ref.release()
@@ -445,16 +446,16 @@ def test_an_ended_thread_s_cache_is_freed_and_its_counts_kept() -> None:
     pool = small_pool(thread_cache=True)
 
     def use() -> None:
-        refs = [pool.get(8 * KiB) for _ in range(3)]
+        refs = [pool.allocate(8 * KiB) for _ in range(3)]
         for ref in refs:
             ref.release()
-        pool.get(8 * KiB).release()  # a hit in this thread's cache
+        pool.allocate(8 * KiB).release()  # a hit in this thread's cache
 
     in_a_thread(use)
     gc.collect()
     eight = pool.stats().classes[1]
-    assert (1, 3, 3, 0, 0) == (eight.hits, eight.misses, eight.trimmed, eight.retained, eight.lent)
-    assert 0 == pool.stats().retained
+    assert (1, 3, 3, 0, 0) == (eight.hits, eight.misses, eight.trimmed, eight.idle_bytes, eight.lent_bytes)
+    assert 0 == pool.stats().idle_bytes
     assert 0 == pool.trim(), "its credits went back too, not only its buffers"
 
 
@@ -465,7 +466,7 @@ def test_trim_frees_another_live_thread_s_cached_buffers() -> None:
     done = threading.Event()
 
     def park() -> None:
-        with pool.get(16 * KiB):
+        with pool.allocate(16 * KiB):
             pass
         cached.set()
         done.wait(10)  # alive: its cache is not an orphan
@@ -474,11 +475,11 @@ def test_trim_frees_another_live_thread_s_cached_buffers() -> None:
     thread.start()
     cached.wait(10)
     try:
-        assert 16 * KiB == pool.stats().retained
+        assert 16 * KiB == pool.stats().idle_bytes
         clock.now += 30
         assert 0 == pool.trim(60.0)
         assert 16 * KiB == pool.trim(10.0)
-        assert (0, 1) == (pool.stats().retained, pool.stats().classes[2].trimmed)
+        assert (0, 1) == (pool.stats().idle_bytes, pool.stats().classes[2].trimmed)
     finally:
         done.set()
         thread.join()
@@ -492,7 +493,7 @@ def test_thread_caches_share_the_budget_whatever_the_number_of_threads() -> None
     done = threading.Event()
 
     def hoard() -> None:
-        refs = [pool.get(16 * KiB) for _ in range(4)]
+        refs = [pool.allocate(16 * KiB) for _ in range(4)]
         for ref in refs:
             ref.release()
         released.wait(10)
@@ -504,7 +505,7 @@ def test_thread_caches_share_the_budget_whatever_the_number_of_threads() -> None
     released.wait(10)
     try:
         stats = pool.stats()
-        assert (0, 64 * KiB) == (stats.lent, stats.retained)
+        assert (0, 64 * KiB) == (stats.lent_bytes, stats.idle_bytes)
         assert 32 * KiB == pool._credits  # the caches' half of the budget
     finally:
         done.set()
@@ -517,7 +518,7 @@ def test_the_hot_path_waits_while_a_python_section_holds_the_lock(monkeypatch: p
     a 1 MiB get+put (an uncached class: the hot path, compiled or not) must wait for it.
     The compiled hot path skips the lock unless such a section holds it: this is that case."""
     pool = SizedPool(min_size=4 * KiB, max_size=1 * MiB, thread_cache=True)
-    pool.get(4 * KiB).release()  # this thread has a cache, which stats() visits under the lock
+    pool.allocate(4 * KiB).release()  # this thread has a cache, which stats() visits under the lock
     inside, go, done = threading.Event(), threading.Event(), threading.Event()
     add_counts = ThreadCache.add_counts
 
@@ -528,7 +529,7 @@ def test_the_hot_path_waits_while_a_python_section_holds_the_lock(monkeypatch: p
         add_counts(cache, k, counts, at)
 
     def get_and_put() -> None:
-        pool.get(1 * MiB).release()
+        pool.allocate(1 * MiB).release()
         done.set()
 
     monkeypatch.setattr(ThreadCache, "add_counts", paused)
@@ -567,21 +568,21 @@ def test_pinned_buffers_sit_on_locked_memory_and_are_counted_until_freed(monkeyp
 
     monkeypatch.setattr(pinned, "_mlock", lock)
     pool = small_pool(pinned=True)
-    ref = pool.get(5000)
+    ref = pool.allocate(5000)
     buf = ref.value
-    assert ([8 * KiB], 8 * KiB) == (locked, pool.stats().pinned)
+    assert ([8 * KiB], 8 * KiB) == (locked, pool.stats().pinned_bytes)
     buf.write(b"pinned")
     assert b"pinned" == bytes(buf)
     ref.release()
     del ref, buf
-    assert 8 * KiB == pool.stats().pinned, "idle in the pool: still locked, still counted"
-    big = pool.get(20 * KiB)  # oversize buffers are pinned too
-    assert 28 * KiB == pool.stats().pinned
+    assert 8 * KiB == pool.stats().pinned_bytes, "idle in the pool: still locked, still counted"
+    big = pool.allocate(20 * KiB)  # oversize buffers are pinned too
+    assert 28 * KiB == pool.stats().pinned_bytes
     big.release()
     del big
     pool.trim()
     gc.collect()
-    assert 0 == pool.stats().pinned
+    assert 0 == pool.stats().pinned_bytes
 
 
 def test_a_failing_mlock_falls_back_to_ordinary_memory_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -598,15 +599,15 @@ def test_a_failing_mlock_falls_back_to_ordinary_memory_and_warns_once(monkeypatc
     monkeypatch.setattr(pinned, "_mlock", refuse)
     pool = small_pool(pinned=True)
     with pytest.warns(RuntimeWarning, match=r"could not pin 4096 bytes \(mlock failed: Cannot allocate memory \(errno 12\); see RLIMIT_MEMLOCK"):
-        first = pool.get(1)
+        first = pool.allocate(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second warning would fail here
-        second = pool.get(1)
+        second = pool.allocate(1)
     for ref in (first, second):
         ref.value.write(b"ordinary")
         assert b"ordinary" == bytes(ref.value)
         ref.release()
-    assert 0 == pool.stats().pinned
+    assert 0 == pool.stats().pinned_bytes
 
 
 def test_pinned_memory_is_really_locked_where_the_system_allows_it() -> None:
@@ -629,14 +630,14 @@ def test_pinned_memory_is_really_locked_where_the_system_allows_it() -> None:
     before = locked_kib()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ref = pool.get(16 * KiB)
+        ref = pool.allocate(16 * KiB)
     if not can_pin:  # no permission, or a low RLIMIT_MEMLOCK: the documented fallback
         assert [RuntimeWarning] == [w.category for w in caught]
-        assert 0 == pool.stats().pinned
+        assert 0 == pool.stats().pinned_bytes
     else:
         assert [] == caught
         assert locked_kib() - before == 16
-        assert 16 * KiB == pool.stats().pinned
+        assert 16 * KiB == pool.stats().pinned_bytes
     ref.release()
 
 
@@ -646,7 +647,7 @@ def test_the_default_clock_stamps_returned_buffers_with_time_monotonic() -> None
 
     pool = SizedPool(min_size=4 * KiB, max_size=8 * KiB, thread_cache=False)
     before = time.monotonic()
-    with pool.get(1):
+    with pool.allocate(1):
         pass
     after = time.monotonic()
     [(stamp, _)] = pool._classes[0].idle
@@ -680,13 +681,78 @@ def test_a_clock_that_raises_in_a_release_changes_nothing() -> None:
     for size in (4 * KiB, 64 * KiB, 1 * MiB):  # cached with thread caches, shared, oversize
         for thread_cache in (False, True):
             pool = SizedPool(min_size=4 * KiB, max_size=64 * KiB, clock=clock, thread_cache=thread_cache)
-            ref = pool.get(size)
+            ref = pool.allocate(size)
             failing[0] = True
             with pytest.raises(ClockError):
                 ref.release()
             failing[0] = False
             assert ref.alive  # the release did not happen: the handle is the caller's still
-            assert pool.stats().lent == size
+            assert pool.stats().lent_bytes == size
             ref.release()
             stats = pool.stats()
-            assert (stats.lent, stats.leaks) == (0, 0)
+            assert (stats.lent_bytes, stats.leaks) == (0, 0)
+
+
+# -- close, name, and the counts of handles ---------------------------------------------------
+
+
+@pytest.mark.parametrize("thread_cache", [False, True])
+def test_close_frees_the_idle_refuses_new_lends_and_frees_what_comes_back(thread_cache: bool) -> None:
+    pool = small_pool(thread_cache=thread_cache, name="frames")
+    held = [pool.allocate(4 * KiB), pool.allocate(16 * KiB), pool.allocate(100 * KiB)]
+    pool.allocate(4 * KiB).release()
+    pool.allocate(8 * KiB).release()
+    assert (12 * KiB, False, False) == (pool.stats().idle_bytes, pool.closed, pool.stats().closed)
+    pool.close()
+    pool.close()  # idempotent
+    stats = pool.stats()
+    assert (0, True, True) == (stats.idle_bytes, pool.closed, stats.closed)
+    assert 0 == pool.max_retained
+    assert (4 * KiB, 16 * KiB) == (pool.min_size, pool.max_size), "the classes stay as built"
+    for n in (0, 4 * KiB, 16 * KiB, 100 * KiB):
+        with pytest.raises(PoolClosedError, match=r"^<SizedPool 'frames' .*, closed> is closed and lends nothing more$"):
+            pool.allocate(n)
+    for ref in held:
+        ref.release()  # still allowed; freed, never kept
+    stats = pool.stats()
+    assert (0, 0, 0) == (stats.lent, stats.lent_bytes, stats.idle_bytes)
+    assert (5, 5, 0) == (stats.allocations, stats.deallocations, stats.leaks)
+    assert 0 == pool.trim()
+
+
+def test_name_is_shown_in_repr_and_in_leak_warnings() -> None:
+    pool = small_pool(name="uploads")
+    assert repr(pool).startswith("<SizedPool 'uploads' 4096..16384 bytes")
+    assert "uploads" == pool.name and small_pool().name is None
+    ref = pool.allocate(1)
+    with pytest.warns(ResourceWarning, match=r"an OwnedRef of <SizedPool 'uploads' "):
+        del ref
+        gc.collect()
+    with pytest.raises(TypeError, match=r"^name must be a str or None, got int 3$"):
+        small_pool(name=3)
+
+
+def test_stats_count_handles_and_bytes_apart() -> None:
+    pool = small_pool()
+    a, b, c = pool.allocate(1), pool.allocate(5 * KiB), pool.allocate(17 * KiB)
+    stats = pool.stats()
+    assert (3, 4 * KiB + 8 * KiB + 17 * KiB) == (stats.lent, stats.lent_bytes)
+    assert stats.high_water_bytes == stats.lent_bytes
+    assert [1, 1, 0] == [cls.lent for cls in stats.classes]
+    a.release()
+    b.release()
+    stats = pool.stats()
+    assert (1, 17 * KiB, 12 * KiB) == (stats.lent, stats.lent_bytes, stats.idle_bytes)
+    assert (3, 2, 0) == (stats.allocations, stats.deallocations, stats.leaks)
+    assert 29 * KiB == stats.high_water_bytes, "the most lent at once, not what is lent now"
+    c.release()
+    assert 29 * KiB == pool.stats().high_water_bytes
+
+
+def test_trim_takes_its_age_as_max_idle_seconds() -> None:
+    clock = FakeClock()
+    pool = small_pool(clock=clock, max_idle_seconds=1000)
+    pool.allocate(1).release()
+    clock.now += 10
+    assert 0 == pool.trim(max_idle_seconds=20.0)
+    assert 4 * KiB == pool.trim(max_idle_seconds=5.0)

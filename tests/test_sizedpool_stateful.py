@@ -20,7 +20,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from objpool import ByteBuffer, OwnedRef, SizedPool
+from objpool import ByteBuffer, OwnedRef, PoolClosedError, SizedPool
 
 CLASSES = (4096, 8192, 16384)
 SIZES = st.sampled_from([0, 1, 4095, 4096, 4097, 8192, 8193, 16384, 16385, 40000])
@@ -54,6 +54,8 @@ class SizedPoolMachine(RuleBasedStateMachine):
         self.lent = [0] * len(CLASSES)
         self.high_water = [0] * len(CLASSES)
         self.oversize = self.oversize_lent = self.leaks = 0
+        self.allocations = self.deallocations = 0
+        self.closed = False
 
     @initialize(max_retained=st.sampled_from([0, 4096, 12288, 24576, 65536]), max_idle=st.sampled_from([10.0, 60.0]))
     def make_pool(self, max_retained: int, max_idle: float) -> None:
@@ -61,7 +63,7 @@ class SizedPoolMachine(RuleBasedStateMachine):
             min_size=CLASSES[0],
             max_size=CLASSES[-1],
             max_retained=max_retained,
-            max_idle_s=max_idle,
+            max_idle_seconds=max_idle,
             thread_cache=self.thread_cache,
             clock=self.clock,
         )
@@ -109,8 +111,13 @@ class SizedPoolMachine(RuleBasedStateMachine):
         self.keep_shared(k, buf, now)
 
     @rule(n=SIZES)
-    def get(self, n: int) -> None:
-        ref = self.pool.get(n)
+    def allocate(self, n: int) -> None:
+        if self.closed:
+            with pytest.raises(PoolClosedError, match=r"is closed and lends nothing more$"):
+                self.pool.allocate(n)
+            return
+        ref = self.pool.allocate(n)
+        self.allocations += 1
         buf = ref.value
         assert 0 == len(buf)
         if n > CLASSES[-1]:
@@ -129,6 +136,7 @@ class SizedPoolMachine(RuleBasedStateMachine):
         ref = self.held.pop(data.draw(st.integers(0, len(self.held) - 1), label="which"))
         buf = ref.value
         ref.release()
+        self.deallocations += 1
         now = self.clock.now
         if buf.capacity not in CLASSES:  # oversize: never kept
             self.oversize_lent -= buf.capacity
@@ -148,6 +156,18 @@ class SizedPoolMachine(RuleBasedStateMachine):
                 self.trimmed[k] += 1
                 freed += CLASSES[k]
         return freed
+
+    def revoke_credits(self) -> None:
+        """Closing takes back what the thread caches may still keep (none without caches)."""
+
+    @rule()
+    def close(self) -> None:
+        self.pool.close()
+        if not self.closed:
+            self.closed = True
+            self.take_idle(float("inf"))
+            self.revoke_credits()
+            self.max_retained = 0  # nothing returned from now on is kept: evicted at once
 
     @rule(seconds=st.sampled_from([0.0, 1.0, 7.5, 16.0, 61.0]))
     def tick(self, seconds: float) -> None:
@@ -180,9 +200,13 @@ class SizedPoolMachine(RuleBasedStateMachine):
     def stats_match_the_model(self) -> None:
         stats = self.pool.stats()
         note(f"{stats}")
-        assert self.retained() == stats.retained <= self.max_retained
+        assert self.retained() == stats.idle_bytes <= self.max_retained
         assert (self.oversize, self.leaks) == (stats.oversize, stats.leaks)
-        assert sum(n * size for n, size in zip(self.lent, CLASSES)) + self.oversize_lent == stats.lent
+        assert (len(self.held), self.allocations, self.deallocations) == (stats.lent, stats.allocations, stats.deallocations)
+        assert stats.allocations == stats.deallocations + stats.leaks + stats.lent
+        assert (self.closed, self.closed) == (stats.closed, self.pool.closed)
+        assert stats.lent_bytes <= stats.high_water_bytes
+        assert sum(n * size for n, size in zip(self.lent, CLASSES)) + self.oversize_lent == stats.lent_bytes
         for k, c in enumerate(stats.classes):
             assert (CLASSES[k], self.hits[k], self.misses[k], self.evictions[k], self.trimmed[k]) == (
                 c.size,
@@ -191,8 +215,8 @@ class SizedPoolMachine(RuleBasedStateMachine):
                 c.evictions,
                 c.trimmed,
             )
-            assert (self.idle_count(k) * CLASSES[k], self.lent[k] * CLASSES[k]) == (c.retained, c.lent)
-            assert self.high_water[k] * CLASSES[k] == c.high_water
+            assert (self.idle_count(k) * CLASSES[k], self.lent[k] * CLASSES[k]) == (c.idle_bytes, c.lent_bytes)
+            assert self.high_water[k] * CLASSES[k] == c.high_water_bytes
 
     def teardown(self) -> None:
         for ref in self.held:
@@ -254,6 +278,9 @@ class CachedSizedPoolMachine(SizedPoolMachine):
                 self.trimmed[k] += 1
                 freed += CLASSES[k]
         return freed
+
+    def revoke_credits(self) -> None:
+        self.credit = [0] * len(CLASSES)
 
     @invariant()
     def the_caches_share_the_budget(self) -> None:

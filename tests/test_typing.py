@@ -94,7 +94,7 @@ NEGATIVE: dict[str, str] = {
         sized.deallocate(pa.allocate())  # E: [arg-type] ^Argument 1 to "deallocate" of "SizedPool" has incompatible type "OwnedRef\\[A\\]"; expected "OwnedRef\\[ByteBuffer\\]"$
     """,
     "sized_pool_size_is_an_int": """
-        sized.get("4096")  # E: [arg-type] ^Argument 1 to "get" of "SizedPool" has incompatible type "str"; expected "int"$
+        sized.allocate("4096")  # E: [arg-type] ^Argument 1 to "allocate" of "SizedPool" has incompatible type "str"; expected "int"$
     """,
     "sized_pool_thread_cache_is_a_bool_or_none": """
         SizedPool(thread_cache="yes")  # E: [arg-type] ^Argument "thread_cache" to "SizedPool" has incompatible type "str"; expected "bool \\| None"$

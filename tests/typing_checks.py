@@ -187,12 +187,12 @@ def check_bytebuffer_sources(path: str, sock: socket.socket) -> None:
 
 def check_sized_pool() -> None:
     pool = SizedPool(min_size=4096, max_size=1 << 20, max_retained=None, zero_on_reset=True)
-    ref = pool.get(10)
+    ref = pool.allocate(10)
     assert_type(ref, OwnedRef[ByteBuffer])
     ref.release()
-    with pool.get(10) as buf:
+    with pool.allocate(10) as buf:
         assert_type(buf, ByteBuffer)
-    assert_type(pool.deallocate(pool.get(1)), None)
+    assert_type(pool.deallocate(pool.allocate(1)), None)
     assert_type(pool.trim(), int)
     assert_type(pool.trim(30.0), int)
     stats = pool.stats()

@@ -59,9 +59,9 @@ SIZES: Final = (4 << 10, 1 << 20, 64 << 20)
 FILL: Final = 1 << 20
 MMAP_THRESHOLD: Final = 131072
 FRESH: Final = "fresh bytearray(n)"
-POOLED: Final = "SizedPool.get(n) + release"
+POOLED: Final = "SizedPool.allocate(n) + release"
 FRESH_FILL: Final = "fresh bytearray(n) + readinto"
-POOLED_FILL: Final = "SizedPool.get(n) + readinto + release"
+POOLED_FILL: Final = "SizedPool.allocate(n) + readinto + release"
 FLOOR_FILL: Final = "readinto one reused bytearray (the floor)"
 ONE_THREAD: Final = "SizedPool, 1 thread"
 TWO_THREADS: Final = "SizedPool, 2 threads sharing it"
@@ -92,10 +92,10 @@ def _fresh(n: int, clock: Clock) -> MakeTimer:
 def _pooled(n: int, clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         pool = _pool()
-        pool.get(n).release()  # steady state: its buffer is idle from now on
+        pool.allocate(n).release()  # steady state: its buffer is idle from now on
 
         def timer(loops: int) -> float:
-            get = pool.get
+            get = pool.allocate
             t0 = clock()
             for _ in repeat(None, loops):
                 get(n).release()
@@ -148,10 +148,10 @@ def _pooled_fill(path: str, clock: Clock) -> MakeTimer:
     def make(stack: ExitStack) -> Timer:
         src = stack.enter_context(open(path, "rb", buffering=0))
         pool = _pool()
-        pool.get(FILL).release()
+        pool.allocate(FILL).release()
 
         def timer(loops: int) -> float:
-            seek, get = src.seek, pool.get
+            seek, get = src.seek, pool.allocate
             t0 = clock()
             for _ in repeat(None, loops):
                 seek(0)
@@ -169,7 +169,7 @@ def _threads(count: int, thread_cache: bool | None = None) -> MakeTimer:
         pool = _pool(thread_cache)
 
         def body(loops: int) -> None:
-            get = pool.get
+            get = pool.allocate
             for _ in repeat(None, loops):
                 get(4096).release()
 
