@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 """The installed release (PEP 440); also the distribution's version."""
 
+from ._acquisition import Acquisition as Acquisition
 from ._bufpool import (
     BufAllocation as BufAllocation,
     BufPool as BufPool,
@@ -24,7 +25,6 @@ from ._errors import (
 )
 from ._pool import (
     COMPILED as COMPILED,
-    Acquisition as Acquisition,
     OwnedRef as OwnedRef,
     Pool as Pool,
     PoolStats as PoolStats,

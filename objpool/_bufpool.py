@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
 from . import _fork
+from ._acquisition import Acquisition
 from ._compiled import COMPILED
-from ._errors import PoolClosedError, PoolExhaustedError, StaleRefError
+from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._locking import take_contended
-from ._validate import check_int, check_size
+from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._views import release_all, remember
 from ._waiting import (
     NO_WAIT,
@@ -51,6 +52,7 @@ from ._warn import allocation_site, warn_user
 __all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
 
 _RELEASED: Final = "this BufAllocation was released; its buffers belong to the pool again"
+_COUNTS: Final = 10  # stats(): the ints read in one section (see BufPool._read_counts)
 
 
 def _entry(n: int, waiter: Waiter) -> tuple[int, Waiter]:
@@ -61,28 +63,38 @@ def _entry(n: int, waiter: Waiter) -> tuple[int, Waiter]:
 @final
 @dataclass(frozen=True, slots=True)
 class BufPoolStats:
-    """An immutable snapshot of a `BufPool`'s counters, from `BufPool.stats()`."""
+    """An immutable snapshot of a `BufPool`'s counters, from `BufPool.stats()`.
 
-    budget: int
-    """Bytes that may be handed out at once (`max_memory`, rounded down to whole buffers)."""
-    in_use: int
-    """Bytes handed out through live allocations."""
-    high_water: int
-    """The most bytes ever handed out at once."""
-    idle: int
-    """Bytes of released blocks kept for reuse (`trim()` frees them)."""
-    waiting: int
-    """Threads and tasks waiting for budget now."""
-    waited_s: float
-    """Total seconds callers spent waiting for budget."""
-    timeouts: int
-    """Waits that ran out (and `timeout=0` calls that found too little budget)."""
+    In every snapshot `allocations == deallocations + leaks + lent` and
+    `lent_bytes + idle_bytes <= budget_bytes`.
+    """
+
+    lent: int
+    """Allocations live now (budget granted to a waiter not yet woken counts too)."""
     allocations: int
-    """Successful `allocate()`/`acquire()` calls."""
-    reused: int
-    """Allocations served by an idle block, without allocating memory."""
+    """Allocations ever lent (`allocate`, `try_allocate`, `acquire`)."""
+    deallocations: int
+    """Allocations given back (`release`, `deallocate`, `with`)."""
     leaks: int
     """Allocations garbage-collected while live (each raised a `ResourceWarning`)."""
+    hits: int
+    """Allocations served by an idle block, without allocating memory."""
+    waiting: int
+    """Threads and tasks waiting for budget now."""
+    exhausted: int
+    """Requests refused for too little budget: `timeout=0` calls and waits that ran out."""
+    waited_seconds: float
+    """Total seconds callers spent waiting for budget."""
+    lent_bytes: int
+    """Bytes handed out through live allocations."""
+    idle_bytes: int
+    """Bytes of released blocks kept for reuse (`trim()` frees them)."""
+    high_water_bytes: int
+    """The most bytes ever handed out at once."""
+    budget_bytes: int
+    """Bytes that may be handed out at once (`max_memory`, rounded down to whole buffers)."""
+    closed: bool
+    """Whether `close()` was called."""
 
 
 @final
@@ -112,6 +124,11 @@ class BufAllocation:
     def alive(self) -> bool:
         """False once released."""
         return bool(self._claim)
+
+    @property
+    def pool(self) -> BufPool:
+        """The `BufPool` that lent it."""
+        return self._pool  # type: ignore[return-value]  # the core is only ever BufPool's base
 
     @property
     def view(self) -> memoryview:
@@ -218,10 +235,13 @@ class _BufPoolCore:
         "_budget",
         "_buffer_size",
         "_closed",
-        "_fresh",
+        "_evicted",
         "_high_water",
+        "_hits",
         "_idle",
+        "_idle_buffers",
         "_in_use",
+        "_lent",
         "_line",
         "_lock",
     )
@@ -229,10 +249,13 @@ class _BufPoolCore:
     _budget: int  # in buffers
     _buffer_size: int
     _closed: bool
-    _fresh: int  # allocations that needed new memory; the rest reused an idle block
+    _evicted: list[bytearray]  # idle blocks given up to make room, freed by whoever drains it
     _high_water: int
-    _idle: list[list[bytearray]]  # released blocks by size class: [k] holds blocks of 2**k buffers
+    _hits: int  # allocations that reused an idle block
+    _idle: list[list[tuple[float, bytearray]]]  # by size class: [k] holds (returned at, block of 2**k buffers)
+    _idle_buffers: int  # buffers in the idle blocks: _in_use + _idle_buffers <= _budget, always
     _in_use: int
+    _lent: int  # budget charges outstanding: live allocations, and grants on their way
     _line: deque[tuple[int, Waiter]]
     _lock: threading.Lock
 
@@ -263,11 +286,14 @@ class _BufPoolCore:
                 if in_use > self._high_water:
                     self._high_water = in_use
                 self._allocations += 1
+                self._lent += 1
                 idle = self._idle[k]
-                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
-                    block = idle.pop()
-                else:
-                    self._fresh += 1
+                if idle:
+                    block = idle.pop()[1]
+                    self._idle_buffers -= 1 << k
+                    self._hits += 1
+                elif in_use + self._idle_buffers > self._budget:
+                    self._evict()  # idle memory counts against the budget: make room
                 charged = True
             else:
                 charged = False
@@ -276,6 +302,8 @@ class _BufPoolCore:
                 lock.release()
         if not charged:
             return self._allocate_slow(n, timeout)
+        if self._evicted:
+            self._free_evicted()
         # Budget charged. Nothing was built under the lock (a collection started there could
         # run a finaliser that releases into this pool); the memory is allocated here.
         claim = [n]
@@ -291,19 +319,27 @@ class _BufPoolCore:
         """Return `n` buffers' budget (and their block for reuse) and serve the line.
 
         Waiters are served one per locked section, woken after it, so that no section
-        allocates (see the module docstring).
+        allocates (see the module docstring). `n == 0` only serves the line.
         """
+        entry = None if block is None else (time.monotonic(), block)  # built before the section
         lock = self._lock
         locked = False
         try:
             locked = take_contended(lock) if lock.locked() else lock.acquire()
             self._in_use -= n
-            if block is not None:
-                self._idle[(len(block) // self._buffer_size).bit_length() - 1].append(block)
+            if n:
+                self._lent -= 1
+            if entry is not None and not self._closed:  # a closed pool keeps nothing
+                buffers = len(entry[1]) // self._buffer_size
+                if self._in_use + self._idle_buffers + buffers <= self._budget:  # else freed
+                    self._idle[buffers.bit_length() - 1].append(entry)
+                    self._idle_buffers += buffers
             waiter = self._grant_head() if self._line else None
         finally:
             if locked:
                 lock.release()
+        if self._evicted:
+            self._free_evicted()
         while waiter is not None:
             if not waiter.wake():  # its event loop closed: it will never take the budget
                 self._leave_granted(waiter)
@@ -317,6 +353,8 @@ class _BufPoolCore:
         finally:
             if locked:
                 self._lock.release()
+                if self._evicted:
+                    self._free_evicted()
 
     def _grant_head(self) -> Waiter | None:
         """Under the lock: charge the oldest waiter's request if it fits (head-of-line
@@ -331,10 +369,20 @@ class _BufPoolCore:
         # the grant sits on the waiter until its allocation holds it.
         self._in_use = in_use
         waiter.index = need
+        self._allocations += 1
+        self._lent += 1
         if in_use > self._high_water:
             self._high_water = in_use
+        if in_use + self._idle_buffers > self._budget:
+            self._evict()
         self._line.popleft()
         return waiter
+
+    def _evict(self) -> None:
+        raise NotImplementedError  # BufPool's
+
+    def _free_evicted(self) -> None:
+        raise NotImplementedError  # BufPool's
 
     def _check_n(self, n: object) -> int:
         raise NotImplementedError  # BufPool's
@@ -362,39 +410,49 @@ class BufPool(_BufPoolCore):
     """Runs of `buffer_size`-byte buffers, at most `max_memory` bytes handed out at once.
 
     `allocate(n)` lends `n` contiguous buffers as one `BufAllocation`, at once or (with a
-    `timeout`) once enough budget comes back; `await acquire(n)` does the same for asyncio.
-    Waiters are served first come, first served (see the module docstring for the trade-off).
+    `timeout`) once enough budget comes back; `try_allocate(n)` returns None instead of
+    raising, and `await acquire(n)` waits in asyncio. `deallocate(a)` and `a.release()` give
+    it back. Waiters are served first come, first served (see the module docstring for the
+    trade-off). `close()` lends nothing more and frees the idle blocks; allocations still out
+    can be released, and their memory is freed. `name` is shown in `repr` and warnings.
     Thread-safe.
     """
 
     __slots__ = (
+        "_exhausted",
         "_leaked",
         "_leaks",
-        "_timeouts",
-        "_waited_s",
+        "_name",
+        "_waited_seconds",
         "__weakref__",
     )
 
-    def __init__(self, buffer_size: int, max_memory: int) -> None:
-        """Raises `TypeError`/`ValueError` for a non-int or non-positive size, or a budget
-        smaller than one buffer."""
+    def __init__(self, buffer_size: int, max_memory: int, *, name: str | None = None) -> None:
+        """Raises `TypeError`/`ValueError` for a non-int or non-positive size, a budget
+        smaller than one buffer, or a `name` that is not a str."""
         check_size("buffer_size", buffer_size, 1)
         check_size("max_memory", max_memory, buffer_size)
+        check_optional_str("name", name)
+        self._name = name
         self._buffer_size = buffer_size
         self._budget = max_memory // buffer_size  # in buffers
         self._in_use = 0
         self._high_water = 0
-        # One list per size class the budget allows, made now: no section ever makes one.
-        self._idle = [[] for _ in range(self._budget.bit_length())]
+        # One list per size class a request can need, made now: no section ever makes one.
+        # (A request of n buffers takes a block of the power of two >= n: class (n-1).bit_length().)
+        self._idle = [[] for _ in range((self._budget - 1).bit_length() + 1)]
+        self._idle_buffers = 0
+        self._evicted: list[bytearray] = []
         self._line: deque[tuple[int, Waiter]] = deque()
         self._lock = threading.Lock()
         self._closed = False
         self._allocations = 0
-        self._fresh = 0  # allocations that needed new memory; the rest reused an idle block
+        self._lent = 0
+        self._hits = 0
         self._leaks = 0
         self._leaked: list[int] = []
-        self._timeouts = 0
-        self._waited_s = 0.0
+        self._exhausted = 0
+        self._waited_seconds = 0.0
         _fork.register(self)
 
     @property
@@ -406,6 +464,28 @@ class BufPool(_BufPoolCore):
     def max_memory(self) -> int:
         """The budget in bytes: `max_memory` rounded down to whole buffers."""
         return self._budget * self._buffer_size
+
+    def _evict(self) -> None:
+        """Under the lock: move idle blocks, largest class first and oldest first within
+        it, to `_evicted` until `_in_use + _idle_buffers <= _budget` again. Nothing is
+        freed here: the caller drains `_evicted` after the section."""
+        idle = self._idle
+        k = len(idle)
+        while k and self._in_use + self._idle_buffers > self._budget:
+            k -= 1
+            entries = idle[k]
+            while entries and self._in_use + self._idle_buffers > self._budget:
+                self._evicted.append(entries.pop(0)[1])
+                self._idle_buffers -= 1 << k
+
+    def _free_evicted(self) -> None:
+        """Free the evicted blocks, with no lock held (a big block takes a while to unmap)."""
+        evicted = self._evicted
+        while evicted:
+            try:
+                evicted.pop()
+            except IndexError:  # another thread freed the last one
+                return
 
     def _check_n(self, n: object) -> int:
         n = check_int("n", n, 1)
@@ -428,7 +508,7 @@ class BufPool(_BufPoolCore):
         if allocation is not None:
             return allocation
         if timeout == 0:
-            raise self._exhausted(n, timeout)
+            raise self._exhausted_error(n, timeout)
         deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
         started = time.monotonic()
         waiter = ThreadWaiter()
@@ -448,7 +528,7 @@ class BufPool(_BufPoolCore):
             self._leave(entry)
             raise
 
-    def acquire(self, n: int, timeout: float | None = None) -> _BufAcquisition:
+    def acquire(self, n: int, timeout: float | None = None) -> Acquisition[BufAllocation, BufAllocation]:
         """`allocate()` for asyncio: `a = await pool.acquire(n)` or `async with pool.acquire(n) as a:`.
 
         The event loop runs on while the task waits.
@@ -456,7 +536,9 @@ class BufPool(_BufPoolCore):
         Raises (at once): `ValueError`/`TypeError` as `allocate()`. Raises (when awaited):
         `PoolExhaustedError`, `PoolClosedError`.
         """
-        return _BufAcquisition(self, self._check_n(n), check_wait("timeout", timeout))
+        n = self._check_n(n)
+        timeout = check_wait("timeout", timeout)
+        return Acquisition(lambda: self._acquire(n, timeout), BufAllocation.__enter__)
 
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
         self._drain_leaks()
@@ -464,7 +546,7 @@ class BufPool(_BufPoolCore):
         if allocation is not None:
             return allocation
         if timeout == 0:
-            raise self._exhausted(n, timeout)
+            raise self._exhausted_error(n, timeout)
         deadline = deadline_of(timeout)
         started = time.monotonic()
         waiter = TaskWaiter(asyncio.get_running_loop())
@@ -499,12 +581,18 @@ class BufPool(_BufPoolCore):
                 return False
             self._in_use = in_use
             claim[0] = n  # with no call between: see _grant_head
+            self._allocations += 1
+            self._lent += 1
             if in_use > self._high_water:
                 self._high_water = in_use
+            if in_use + self._idle_buffers > self._budget:
+                self._evict()
             return True
         finally:
             if locked:
                 self._lock.release()
+                if self._evicted:
+                    self._free_evicted()
 
     def _is_first(self, waiter: Waiter) -> bool:
         """Whether `waiter` heads the line: read without the lock, a hint for how often to poll."""
@@ -526,13 +614,19 @@ class BufPool(_BufPoolCore):
             if not self._line and in_use <= self._budget:
                 self._in_use = in_use
                 waiter.index = n  # with no call between: see _grant_head
+                self._allocations += 1
+                self._lent += 1
                 if in_use > self._high_water:
                     self._high_water = in_use
+                if in_use + self._idle_buffers > self._budget:
+                    self._evict()
                 return
             self._line.append(entry)
         finally:
             if locked:
                 self._lock.release()
+                if self._evicted:
+                    self._free_evicted()
 
     def _withdraw(self, entry: tuple[int, Waiter]) -> int | None:
         """Take `entry` out of the line; or, if budget was granted to it already, that grant."""
@@ -573,7 +667,7 @@ class BufPool(_BufPoolCore):
         self._give_back(0, None)  # the line behind us may fit now
         if waiter.closed:
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
-        raise self._exhausted(n, timeout)
+        raise self._exhausted_error(n, timeout)
 
     def _lend_handed(self, waiter: Waiter) -> BufAllocation:
         """The allocation for the budget granted to `waiter` (which holds the grant until the
@@ -594,16 +688,16 @@ class BufPool(_BufPoolCore):
         locked = False
         try:
             locked = self._lock.acquire()
-            self._waited_s += elapsed
+            self._waited_seconds += elapsed
         finally:
             if locked:
                 self._lock.release()
 
-    def _exhausted(self, n: int, timeout: float | None) -> PoolExhaustedError:
+    def _exhausted_error(self, n: int, timeout: float | None) -> PoolExhaustedError:
         locked = False
         try:
             locked = self._lock.acquire()
-            self._timeouts += 1
+            self._exhausted += 1
         finally:
             if locked:
                 self._lock.release()
@@ -641,15 +735,15 @@ class BufPool(_BufPoolCore):
         return _allocation(self, block, claim)
 
     def _reuse(self, k: int) -> bytearray | None:
-        """Count an allocation of class `k`; its newest idle block, if any."""
+        """Class `k`'s newest idle block, if any (counted as a hit)."""
         locked = False
         try:
             locked = self._lock.acquire()
-            self._allocations += 1
             idle = self._idle[k]
             if idle:
-                return idle.pop()
-            self._fresh += 1
+                self._hits += 1
+                self._idle_buffers -= 1 << k
+                return idle.pop()[1]
             return None
         finally:
             if locked:
@@ -694,41 +788,107 @@ class BufPool(_BufPoolCore):
 
     # -- the rest ---------------------------------------------------------------------------
 
-    def trim(self) -> int:
-        """Free every idle block; return the bytes freed."""
-        fresh: list[list[bytearray]] = [[] for _ in self._idle]  # built before the section
-        idle = self._swap_idle(fresh)
-        return sum(len(block) for blocks in idle for block in blocks)  # freed as `idle` goes
+    def trim(self, max_idle_seconds: float = 0.0) -> int:
+        """Free every block idle for longer than `max_idle_seconds` (0: every idle one);
+        return the bytes freed."""
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=True)
+        if not max_idle_seconds:
+            fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built before the section
+            idle = self._swap_idle(fresh)
+            return sum(len(entry[1]) for entries in idle for entry in entries)  # freed as `idle` goes
+        freed: list[bytearray] = []
+        self._take_idle(time.monotonic() - max_idle_seconds, freed)
+        return sum(len(block) for block in freed)  # freed as `freed` goes
 
-    def _swap_idle(self, fresh: list[list[bytearray]]) -> list[list[bytearray]]:
+    def _swap_idle(self, fresh: list[list[tuple[float, bytearray]]]) -> list[list[tuple[float, bytearray]]]:
         locked = False
         try:
             locked = self._lock.acquire()
             idle = self._idle
             self._idle = fresh
+            self._idle_buffers = 0
         finally:
             if locked:
                 self._lock.release()
         return idle
 
+    def _take_idle(self, returned_before: float, freed: list[bytearray]) -> None:
+        """Move the blocks returned at or before `returned_before` to `freed`, oldest first."""
+        locked = False
+        try:
+            locked = self._lock.acquire()
+            idle = self._idle
+            for k in range(len(idle)):  # a range's iterator is not tracked
+                entries = idle[k]
+                while entries and entries[0][0] <= returned_before:
+                    freed.append(entries.pop(0)[1])
+                    self._idle_buffers -= 1 << k
+        finally:
+            if locked:
+                self._lock.release()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction, shown in `repr` and warnings."""
+        return self._name
+
     def close(self) -> None:
-        """Lend nothing more; waiters get `PoolClosedError`. Live allocations stay valid."""
-        waiters = self._close(deque())  # built here: a section allocates nothing
+        """Lend nothing more and free the idle blocks; idempotent. Waiters get
+        `PoolClosedError`; allocations still out stay valid, and their memory is freed
+        when they are released."""
+        fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built here: a
+        waiters = self._close(deque(), fresh)  # section allocates nothing
         for _, waiter in waiters:
             waiter.closed = True  # before the wake: a woken waiter reads it
             waiter.wake()
 
-    def _close(self, fresh: deque[tuple[int, Waiter]]) -> deque[tuple[int, Waiter]]:
+    def _close(
+        self, fresh_line: deque[tuple[int, Waiter]], fresh_idle: list[list[tuple[float, bytearray]]]
+    ) -> deque[tuple[int, Waiter]]:
         locked = False
         try:
             locked = self._lock.acquire()
             self._closed = True
             waiters = self._line
-            self._line = fresh  # swapped, not copied: the old line is woken outside the lock
+            self._line = fresh_line  # swapped, not copied: the old line is woken outside the lock
+            self._idle = fresh_idle  # the old blocks are freed as the caller's frame ends
+            self._idle_buffers = 0
         finally:
             if locked:
                 self._lock.release()
         return waiters
+
+    def deallocate(self, allocation: BufAllocation) -> None:
+        """Give `allocation` back: the same as `allocation.release()`, checked to be this pool's.
+
+        Raises:
+            StaleRefError: it was already released.
+            ForeignRefError: another pool lent it; neither pool changes.
+            TypeError: `allocation` is not a `BufAllocation`.
+            BufferError: a view of its buffers is still exported; release that first.
+        """
+        if not isinstance(allocation, BufAllocation):
+            reject(TypeError, "allocation", "a BufAllocation", allocation)
+        if allocation.pool is not self:
+            raise ForeignRefError(f"{allocation!r} was lent by another pool, not by {self!r}")
+        allocation.release()
+
+    def try_allocate(self, n: int) -> BufAllocation | None:
+        """Like `allocate(n)`, but return `None` when the buffers do not fit now.
+
+        Raises:
+            PoolClosedError: `close()` was called (a closed pool is not merely full).
+            ValueError, TypeError: as `allocate()`.
+        """
+        try:
+            return self.allocate(n)
+        except PoolExhaustedError:
+            return None
 
     def fork_locks(self) -> tuple[threading.Lock]:
         """The pool's lock, for the fork hook (`objpool._fork`)."""
@@ -744,69 +904,48 @@ class BufPool(_BufPoolCore):
         self._drain_leaks()
         size = self._buffer_size
         # Read in one section, which allocates nothing (ints only); built after it.
-        in_use, high_water, idle, waiting, waited_s, timeouts, allocations, fresh, leaks = self._counters()
+        counts = [0] * _COUNTS
+        waited = self._read_counts(counts)
+        in_use, high_water, idle, waiting, exhausted, allocations, lent, hits, leaks, closed = counts
         return BufPoolStats(
-            budget=self._budget * size,
-            in_use=in_use * size,
-            high_water=high_water * size,
-            idle=idle * size,
-            waiting=waiting,
-            waited_s=waited_s,
-            timeouts=timeouts,
+            lent=lent,
             allocations=allocations,
-            reused=allocations - fresh,
+            deallocations=allocations - leaks - lent,
             leaks=leaks,
+            hits=hits,
+            waiting=waiting,
+            exhausted=exhausted,
+            waited_seconds=waited,
+            lent_bytes=in_use * size,
+            idle_bytes=idle * size,
+            high_water_bytes=high_water * size,
+            budget_bytes=self._budget * size,
+            closed=bool(closed),
         )
 
-    def _counters(self) -> tuple[int, int, int, int, float, int, int, int, int]:
+    def _read_counts(self, counts: list[int]) -> float:
+        """Under the lock: the counters into `counts` (see stats()); the seconds waited."""
         locked = False
         try:
             locked = self._lock.acquire()
-            idle = self._idle
-            idle_buffers = 0
-            k = len(idle)
-            while k:  # not `for`: an iterator is an object the collector tracks
-                k -= 1
-                idle_buffers += len(idle[k]) << k
-            in_use = self._in_use
-            high_water = self._high_water
-            waiting = len(self._line)
-            waited_s = self._waited_s
-            timeouts = self._timeouts
-            allocations = self._allocations
-            fresh = self._fresh
-            leaks = self._leaks
+            counts[0] = self._in_use
+            counts[1] = self._high_water
+            counts[2] = self._idle_buffers
+            counts[3] = len(self._line)
+            counts[4] = self._exhausted
+            counts[5] = self._allocations
+            counts[6] = self._lent
+            counts[7] = self._hits
+            counts[8] = self._leaks
+            counts[9] = self._closed
+            return self._waited_seconds
         finally:
             if locked:
                 self._lock.release()
-        return in_use, high_water, idle_buffers, waiting, waited_s, timeouts, allocations, fresh, leaks
 
     def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
         return (
-            f"<BufPool {self._in_use}/{self._budget} x {self._buffer_size} bytes in use"
+            f"<BufPool{name} {self._in_use}/{self._budget} x {self._buffer_size} bytes in use"
             f"{', closed' if self._closed else ''}>"
         )
-
-
-@final
-class _BufAcquisition:
-    """What `BufPool.acquire()` returns: await it, or use it with `async with`."""
-
-    __slots__ = ("_allocation", "_n", "_pool", "_timeout")
-
-    def __init__(self, pool: BufPool, n: int, timeout: float | None) -> None:
-        self._pool = pool
-        self._n = n
-        self._timeout = timeout
-        self._allocation: BufAllocation | None = None
-
-    def __await__(self) -> Generator[object, None, BufAllocation]:
-        return self._pool._acquire(self._n, self._timeout).__await__()
-
-    async def __aenter__(self) -> BufAllocation:
-        self._allocation = await self._pool._acquire(self._n, self._timeout)
-        return self._allocation
-
-    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        if self._allocation is not None:
-            self._allocation.release()

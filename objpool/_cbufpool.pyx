@@ -14,11 +14,14 @@ in `_bufpool.py`. The budget and the idle blocks change under the pool's lock, a
 
 cimport cython
 
+import time
+
 from objpool._errors import StaleRefError
 from objpool._views import release_all, remember
 from objpool._waiting import NO_WAIT, check_wait
 
 cdef object _NO_WAIT = NO_WAIT
+cdef object _monotonic = time.monotonic  # the pure build's clock for idle blocks (trim)
 cdef str _RELEASED = "this BufAllocation was released; its buffers belong to the pool again"
 
 
@@ -47,6 +50,11 @@ cdef class BufAllocation:
     def alive(self):
         """False once released."""
         return self._live > 0
+
+    @property
+    def pool(self):
+        """The `BufPool` that lent it."""
+        return self._pool
 
     @property
     def view(self):
@@ -149,10 +157,13 @@ cdef class BufPoolCore:
     cdef public Py_ssize_t _budget  # in buffers
     cdef public Py_ssize_t _buffer_size
     cdef public bint _closed
-    cdef public Py_ssize_t _fresh  # allocations that needed new memory
+    cdef public list _evicted  # idle blocks given up to make room, freed after the section
     cdef public Py_ssize_t _high_water
-    cdef public list _idle  # released blocks by size class: [k] holds blocks of 2**k buffers
+    cdef public Py_ssize_t _hits  # allocations that reused an idle block
+    cdef public list _idle  # by size class: [k] holds (returned at, block of 2**k buffers)
+    cdef public Py_ssize_t _idle_buffers  # _in_use + _idle_buffers <= _budget, always
     cdef public Py_ssize_t _in_use
+    cdef public Py_ssize_t _lent  # budget charges outstanding
     cdef public object _line
     cdef public object _lock
 
@@ -186,16 +197,21 @@ cdef class BufPoolCore:
                 if self._in_use > self._high_water:
                     self._high_water = self._in_use
                 self._allocations += 1
+                self._lent += 1
                 idle = <list>self._idle[k]
-                if idle:  # reused: no counter to bump (reuses = allocations - fresh ones)
-                    block = idle.pop()
-                else:
-                    self._fresh += 1
+                if idle:
+                    block = idle.pop()[1]
+                    self._idle_buffers -= (<Py_ssize_t>1) << k
+                    self._hits += 1
+                elif self._in_use + self._idle_buffers > self._budget:
+                    self._evict_c()  # idle memory counts against the budget: make room
                 charged = True
         finally:
             lock.release()
         if not charged:
             return self._allocate_slow(n, timeout)
+        if self._evicted:
+            self._free_evicted()
         # Budget charged; the allocation (and any new memory) is made after the section, which
         # must allocate nothing, and in C, so no interrupt can land before it holds the budget.
         if block is None:
@@ -208,19 +224,26 @@ cdef class BufPoolCore:
 
     cdef int _give_back_c(self, Py_ssize_t n, object block) except -1:
         cdef Py_ssize_t k, size_class
+        entry = None if block is None else (_monotonic(), block)  # built before the section
         lock = self._lock
         lock.acquire()
         try:
             self._in_use -= n
-            if block is not None:
+            if n:
+                self._lent -= 1
+            if entry is not None and not self._closed:  # a closed pool keeps nothing
                 size_class = len(block) // self._buffer_size
-                k = 0
-                while (<Py_ssize_t>1 << k) < size_class:
-                    k += 1
-                (<list>self._idle[k]).append(block)
+                if self._in_use + self._idle_buffers + size_class <= self._budget:  # else freed
+                    k = 0
+                    while (<Py_ssize_t>1 << k) < size_class:
+                        k += 1
+                    (<list>self._idle[k]).append(entry)
+                    self._idle_buffers += size_class
             waiter = self._grant_head_c() if self._line else None
         finally:
             lock.release()
+        if self._evicted:
+            self._free_evicted()
         while waiter is not None:  # woken one per section, outside it, as in _bufpool.py
             if not waiter.wake():  # its event loop closed: it will never take the budget
                 self._leave_granted(waiter)
@@ -229,7 +252,22 @@ cdef class BufPoolCore:
 
     def _grant_next(self):
         with self._lock:
-            return self._grant_head_c() if self._line else None
+            waiter = self._grant_head_c() if self._line else None
+        if self._evicted:
+            self._free_evicted()
+        return waiter
+
+    cdef int _evict_c(self) except -1:
+        """Under the lock: see `_bufpool.BufPool._evict`."""
+        cdef Py_ssize_t k = len(self._idle)
+        cdef list entries
+        while k and self._in_use + self._idle_buffers > self._budget:
+            k -= 1
+            entries = <list>self._idle[k]
+            while entries and self._in_use + self._idle_buffers > self._budget:
+                self._evicted.append(entries.pop(0)[1])
+                self._idle_buffers -= (<Py_ssize_t>1) << k
+        return 0
 
     def _grant_head(self):
         """Under the lock: see `_bufpool._BufPoolCore._grant_head`."""
@@ -243,6 +281,10 @@ cdef class BufPoolCore:
         self._in_use += need
         if self._in_use > self._high_water:
             self._high_water = self._in_use
+        self._allocations += 1
+        self._lent += 1
         waiter.index = need  # the grant sits on the waiter until its allocation holds it
+        if self._in_use + self._idle_buffers > self._budget:
+            self._evict_c()
         self._line.popleft()
         return waiter

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeV
 
 from ._compiled import COMPILED
 from . import _fork
+from ._acquisition import Acquisition
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._validate import check_callable, check_optional_str, check_size, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
@@ -43,7 +44,7 @@ from ._warn import allocation_site, warn_user
 if TYPE_CHECKING:
     from ._sizedpool import SizedPool
 
-__all__ = ["COMPILED", "Acquisition", "OwnedRef", "Pool", "PoolStats", "Reset"]
+__all__ = ["COMPILED", "OwnedRef", "Pool", "PoolStats", "Reset"]
 
 
 @runtime_checkable
@@ -766,7 +767,7 @@ class Pool(_PoolCore[T]):
     def _serve(self) -> None:
         self._line.serve(self._free)
 
-    def acquire(self, timeout: float | None = None) -> Acquisition[T]:
+    def acquire(self, timeout: float | None = None) -> Acquisition[OwnedRef[T], T]:
         """Wait for an object from asyncio: `ref = await pool.acquire()`, or
         `async with pool.acquire() as obj:` (released at the end of the block).
 
@@ -780,7 +781,8 @@ class Pool(_PoolCore[T]):
         Raises (at once):
             TypeError, ValueError: `timeout` is not a number >= 0 or None.
         """
-        return Acquisition(self, check_wait("timeout", timeout))
+        timeout = check_wait("timeout", timeout)
+        return Acquisition(lambda: self._acquire(timeout), OwnedRef.__enter__)
 
     async def _acquire(self, timeout: float | None) -> OwnedRef[T]:
         if self._closed:
@@ -984,35 +986,3 @@ class Pool(_PoolCore[T]):
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError("Pool cannot be pickled: its handles are only meaningful in this process")
-
-
-
-@final
-class Acquisition(Generic[T]):
-    """What `Pool.acquire()` returns: await it for a handle, or use it with `async with`.
-
-    `ref = await pool.acquire()` gives an `OwnedRef[T]` to release; `async with
-    pool.acquire() as obj:` gives the object and releases it at the end of the block. Each
-    `Acquisition` is used once.
-    """
-
-    __slots__ = ("_pool", "_ref", "_timeout")
-
-    def __init__(self, pool: Pool[T], timeout: float | None) -> None:
-        self._pool = pool
-        self._timeout = timeout
-        self._ref: OwnedRef[T] | None = None
-
-    def __await__(self) -> Generator[object, None, OwnedRef[T]]:
-        return self._pool._acquire(self._timeout).__await__()
-
-    async def __aenter__(self) -> T:
-        if self._ref is not None:
-            raise RuntimeError("this Acquisition was already entered; call pool.acquire() again")
-        self._ref = await self._pool._acquire(self._timeout)
-        return self._ref.value
-
-    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        ref = self._ref
-        if ref is not None:
-            ref.release()

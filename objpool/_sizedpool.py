@@ -32,7 +32,7 @@ from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
 from ._pool import OwnedRef, end_handle, handle_for
 from ._threadcache import CACHE_MAX_SIZE, ThreadCache
-from ._validate import check_int, check_seconds, check_size, reject
+from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._warn import allocation_site, warn_user
 
 __all__ = ["DEFAULT_MAX_IDLE_SECONDS", "SizeClassStats", "SizedPool", "SizedPoolStats"]
@@ -374,8 +374,7 @@ class SizedPool(_SizedPoolCore):
         max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=False)
         if not callable(clock):
             reject(TypeError, "clock", "a callable returning seconds", clock)
-        if name is not None and not isinstance(name, str):
-            reject(TypeError, "name", "a str or None", name)
+        check_optional_str("name", name)
         self._min_shift = min_size.bit_length() - 1
         self._max_size = max_size
         self._classes = [_SizeClass(min_size << k) for k in range(max_size.bit_length() - min_size.bit_length() + 1)]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from objpool import BufAllocation, BufPool, PoolClosedError, PoolExhaustedError, StaleRefError
+from objpool import Acquisition, BufAllocation, BufPool, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 
 BOUND_S = 5.0
 
@@ -63,8 +63,8 @@ def test_an_allocation_is_n_contiguous_buffers() -> None:
         for i, v in enumerate(views):
             v[:] = bytes([i]) * 4
         assert bytes(a.view) == b"\0" * 4 + b"\1" * 4 + b"\2" * 4
-        assert pool.stats().in_use == 12
-    assert pool.stats().in_use == 0
+        assert pool.stats().lent_bytes == 12
+    assert pool.stats().lent_bytes == 0
     with pytest.raises(ValueError):
         views[0].tobytes()  # released with the allocation
 
@@ -84,7 +84,7 @@ def test_exhaustion_raises_at_once_by_default_and_is_counted() -> None:
     held = pool.allocate(3)
     with pytest.raises(PoolExhaustedError, match=r"^2 buffers of 4 bytes do not fit: 1 of 4 free$"):
         pool.allocate(2)
-    assert pool.stats().timeouts == 1
+    assert pool.stats().exhausted == 1
     held.release()
 
 
@@ -103,12 +103,12 @@ def test_release_is_linear() -> None:
 def test_released_blocks_are_reused_by_size_class_and_trim_frees_them() -> None:
     pool = BufPool(1024, 64 * 1024)
     pool.allocate(4).release()
-    assert pool.stats().idle == 4 * 1024
+    assert pool.stats().idle_bytes == 4 * 1024
     with pool.allocate(3):  # class 4: the idle block, no new memory
         s = pool.stats()
-        assert (s.reused, s.idle) == (1, 0)
+        assert (s.hits, s.idle_bytes) == (1, 0)
     assert pool.trim() == 4 * 1024
-    assert pool.stats().idle == 0
+    assert pool.stats().idle_bytes == 0
 
 
 def test_a_waiter_is_woken_when_enough_budget_comes_back() -> None:
@@ -124,7 +124,7 @@ def test_a_waiter_is_woken_when_enough_budget_comes_back() -> None:
     waiter.done()
     assert waiter.got is not None and len(waiter.got) == 3
     waiter.got.release()
-    assert pool.stats().waited_s > 0
+    assert pool.stats().waited_seconds > 0
 
 
 def test_head_of_line_blocking_keeps_a_large_request_from_starving() -> None:
@@ -150,7 +150,7 @@ def test_head_of_line_blocking_keeps_a_large_request_from_starving() -> None:
     assert small.got is not None
     large.got.release()
     small.got.release()
-    assert pool.stats().in_use == 0
+    assert pool.stats().lent_bytes == 0
 
 
 def test_a_leaked_allocation_warns_returns_its_budget_and_is_not_reused() -> None:
@@ -159,7 +159,7 @@ def test_a_leaked_allocation_warns_returns_its_budget_and_is_not_reused() -> Non
         pool.allocate(4)
         gc.collect()
     s = pool.stats()
-    assert (s.in_use, s.leaks, s.idle) == (0, 1, 0)
+    assert (s.lent_bytes, s.leaks, s.idle_bytes) == (0, 1, 0)
 
 
 def test_close_wakes_waiters() -> None:
@@ -190,7 +190,7 @@ def test_acquire_from_asyncio_and_cancellation_at_hand_off() -> None:
         got = await asyncio.wait_for(second, BOUND_S)
         assert first.cancelled() and len(got) == 4
         got.release()
-        assert pool.stats().in_use == 0
+        assert pool.stats().lent_bytes == 0
 
     asyncio.run(main())
 
@@ -264,8 +264,8 @@ def test_stress_threads_and_tasks_share_the_budget_exactly() -> None:
         assert not t.is_alive(), "a worker is stuck"
     assert not errors, errors
     s = pool.stats()
-    assert (s.in_use, s.waiting) == (0, 0)
-    assert s.allocations > 100 and s.high_water <= s.budget
+    assert (s.lent_bytes, s.waiting) == (0, 0)
+    assert s.allocations > 100 and s.high_water_bytes <= s.budget_bytes
 
 
 def test_a_leak_warning_says_where_the_allocation_was_made() -> None:
@@ -279,3 +279,90 @@ def test_a_leak_warning_says_where_the_allocation_was_made() -> None:
             gc.collect()
     finally:
         tracemalloc.stop()
+
+
+# -- the pools' common vocabulary, and idle memory under the budget ---------------------------
+
+
+def test_a_request_of_the_whole_odd_sized_budget_is_served() -> None:
+    """A budget of 5 buffers lets a request of 5 take a block of 8: its size class was past
+    the end of the idle lists (IndexError) until there was one list per class a request needs."""
+    pool = BufPool(64, 5 * 64)
+    with pool.allocate(5) as allocation:
+        assert (5, 5 * 64) == (len(allocation), len(allocation.view))
+    stats = pool.stats()
+    assert (0, 0) == (stats.lent_bytes, stats.idle_bytes), "an 8-buffer block does not fit a 5-buffer budget idle"
+
+
+def test_idle_blocks_count_against_the_budget_and_make_room() -> None:
+    pool = BufPool(64, 8 * 64)
+    pool.allocate(2).release()
+    pool.allocate(1).release()
+    assert (0, 3 * 64) == (pool.stats().lent_bytes, pool.stats().idle_bytes)
+    with pool.allocate(6):  # a new 8-block: the idle 2-block (largest class first) makes room
+        stats = pool.stats()
+        assert (6 * 64, 1 * 64) == (stats.lent_bytes, stats.idle_bytes)
+        assert stats.lent_bytes + stats.idle_bytes <= stats.budget_bytes
+    stats = pool.stats()
+    assert (0, 1 * 64) == (stats.lent_bytes, stats.idle_bytes), "the 8-block does not fit idle: freed"
+    with pool.allocate(1):
+        assert (0, 1) == (pool.stats().idle_bytes, pool.stats().hits), "the idle 1-block, reused"
+    assert (4, 4, 0, 0) == (pool.stats().allocations, pool.stats().deallocations, pool.stats().lent, pool.stats().leaks)
+
+
+def test_deallocate_try_allocate_closed_and_name() -> None:
+    pool, other = BufPool(64, 4 * 64, name="rx"), BufPool(64, 4 * 64)
+    assert (pool.name, other.name) == ("rx", None)
+    assert repr(pool) == "<BufPool 'rx' 0/4 x 64 bytes in use>"
+    allocation = pool.allocate(3)
+    assert allocation.pool is pool
+    assert pool.try_allocate(2) is None
+    with pytest.raises(ForeignRefError, match=r"^<BufAllocation live 3 x 64 bytes> was lent by another pool, not by <BufPool 0/4 x 64 bytes in use>$"):
+        other.deallocate(allocation)
+    with pytest.raises(TypeError, match=r"^allocation must be a BufAllocation, got bytearray"):
+        pool.deallocate(bytearray(1))  # type: ignore[arg-type]  # deliberately bad
+    pool.deallocate(allocation)
+    with pytest.raises(StaleRefError):
+        pool.deallocate(allocation)
+    with pytest.raises(TypeError, match=r"^name must be a str or None, got int 1$"):
+        BufPool(64, 64, name=1)  # type: ignore[arg-type]  # deliberately bad
+    assert not pool.closed
+    pool.allocate(1).release()
+    assert pool.stats().idle_bytes == 64 + 0, "the 4-block went to make room for the new 1-block"
+    held = pool.allocate(2)
+    assert pool.stats().idle_bytes == 64
+    pool.close()
+    pool.close()
+    assert pool.closed and pool.stats().closed and pool.stats().idle_bytes == 0
+    with pytest.raises(PoolClosedError, match=r"^<BufPool 'rx' 2/4 x 64 bytes in use, closed> is closed and lends nothing more$"):
+        pool.try_allocate(1)
+    held.release()  # still allowed; its block is freed, not kept
+    assert (0, 0) == (pool.stats().lent_bytes, pool.stats().idle_bytes)
+
+
+def test_trim_frees_the_blocks_idle_longer_than_max_idle_seconds() -> None:
+    pool = BufPool(64, 8 * 64)
+    pool.allocate(2).release()
+    assert 0 == pool.trim(max_idle_seconds=3600.0)
+    assert 2 * 64 == pool.stats().idle_bytes
+    with pytest.raises(ValueError, match=r"^max_idle_seconds must be >= 0, got int -1$"):
+        pool.trim(-1)
+    assert 2 * 64 == pool.trim()
+
+
+def test_acquire_returns_the_one_acquisition_class_used_once() -> None:
+    pool = BufPool(64, 4 * 64)
+
+    async def main() -> None:
+        acquisition = pool.acquire(2)
+        assert isinstance(acquisition, Acquisition)
+        async with acquisition as allocation:
+            assert allocation.alive
+        assert not allocation.alive
+        with pytest.raises(RuntimeError, match=r"^this Acquisition was already used; call pool.acquire\(\) again$"):
+            async with acquisition:
+                pass
+        allocation = await pool.acquire(1)
+        allocation.release()
+
+    asyncio.run(main())

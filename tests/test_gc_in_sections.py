@@ -286,7 +286,7 @@ def bufpool_hand_off(attempt: Try) -> Callable[[], None]:
 
 def expect_bufpool(pool: BufPool, *, leaks: int) -> None:
     stats = pool.stats()
-    assert (stats.in_use, stats.waiting, stats.leaks) == (0, 0, leaks), stats
+    assert (stats.lent_bytes, stats.waiting, stats.leaks) == (0, 0, leaks), stats
 
 
 def sized(**kwargs: Any) -> SizedPool:

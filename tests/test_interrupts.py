@@ -185,7 +185,7 @@ def bufpool_wait(timeout: float, n: int) -> Callable[[Run], None]:
         if held.alive:
             held.release()
         stats = pool.stats()
-        assert (stats.in_use, stats.waiting, stats.leaks) == (0, 0, 0), (run, result, stats)
+        assert (stats.lent_bytes, stats.waiting, stats.leaks) == (0, 0, 0), (run, result, stats)
         pool.allocate(2).release()
 
     return make
@@ -210,7 +210,7 @@ def test_an_interrupted_buffer_allocation_loses_no_byte() -> None:
         if isinstance(result, objpool.BufAllocation):
             result.release()
         stats = pool.stats()
-        assert (stats.in_use, stats.leaks) == (0, 0), (run, result, stats)
+        assert (stats.lent_bytes, stats.leaks) == (0, 0), (run, result, stats)
 
     if objpool.COMPILED:
         make(Run(1, None, lambda: None))

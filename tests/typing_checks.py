@@ -109,7 +109,7 @@ async def check_buf_acquire() -> None:
 
 async def check_acquire() -> None:
     pool = Pool(Widget, 2)
-    assert_type(pool.acquire(), Acquisition[Widget])
+    assert_type(pool.acquire(), Acquisition[OwnedRef[Widget], Widget])
     ref = await pool.acquire(timeout=1.0)
     assert_type(ref, OwnedRef[Widget])
     async with pool.acquire(timeout=None) as w:

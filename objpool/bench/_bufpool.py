@@ -144,7 +144,7 @@ def head_of_line(seconds: float, large: str | None) -> HeadOfLine:
         while clock() < stop:
             stats = pool.stats()
             if stats.waiting:
-                seen.idle_while_waiting.append((stats.budget - stats.in_use) // BUFFER)
+                seen.idle_while_waiting.append((stats.budget_bytes - stats.lent_bytes) // BUFFER)
             time.sleep(0.0002)
 
     threads = [threading.Thread(target=small) for _ in range(HOL_WORKERS)] + [threading.Thread(target=sample)]
