@@ -42,7 +42,6 @@ from ._waiting import (
     TaskWaiter,
     ThreadWaiter,
     Waiter,
-    check_wait,
     deadline_of,
     expired,
     next_nap,
@@ -272,7 +271,7 @@ class _BufPoolCore:
         if n.__class__ is not int or n < 1 or n > self._budget:
             n = self._check_n(n)  # raises, naming the rule
         if timeout is not NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_wait("timeout", timeout)
+            timeout = check_seconds("timeout", timeout, none_ok=True)
         # The common case in one locked section: budget, counters and an idle block.
         # Folding _take() and _lend() together: 3.0 -> 1.x us per allocate+release.
         k = (n - 1).bit_length()  # the size class: blocks of 2**k buffers
@@ -537,7 +536,7 @@ class BufPool(_BufPoolCore):
         `PoolExhaustedError`, `PoolClosedError`.
         """
         n = self._check_n(n)
-        timeout = check_wait("timeout", timeout)
+        timeout = check_seconds("timeout", timeout, none_ok=True)
         return Acquisition(lambda: self._acquire(n, timeout), BufAllocation.__enter__)
 
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
@@ -791,7 +790,7 @@ class BufPool(_BufPoolCore):
     def trim(self, max_idle_seconds: float = 0.0) -> int:
         """Free every block idle for longer than `max_idle_seconds` (0: every idle one);
         return the bytes freed."""
-        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=True)
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds)
         if not max_idle_seconds:
             fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built before the section
             idle = self._swap_idle(fresh)

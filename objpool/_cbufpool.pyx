@@ -18,7 +18,8 @@ import time
 
 from objpool._errors import StaleRefError
 from objpool._views import release_all, remember
-from objpool._waiting import NO_WAIT, check_wait
+from objpool._validate import check_seconds
+from objpool._waiting import NO_WAIT
 
 cdef object _NO_WAIT = NO_WAIT
 cdef object _monotonic = time.monotonic  # the pure build's clock for idle blocks (trim)
@@ -185,7 +186,7 @@ cdef class BufPoolCore:
             n = self._check_n(n)  # raises, naming the rule
         count = n
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_wait("timeout", timeout)
+            timeout = check_seconds("timeout", timeout, none_ok=True)
         k = 0
         while (<Py_ssize_t>1 << k) < count:  # the size class: blocks of 2**k buffers
             k += 1

@@ -22,7 +22,8 @@ from types import GenericAlias
 
 from objpool._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from objpool._validate import reject
-from objpool._waiting import NO_WAIT, check_wait
+from objpool._validate import check_seconds
+from objpool._waiting import NO_WAIT
 
 _NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
 
@@ -179,7 +180,7 @@ cdef class PoolCore:
         """`allocate(timeout)`, callable from C (PooledBuffer's twin)."""
         cdef Py_ssize_t index
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_wait("timeout", timeout)
+            timeout = check_seconds("timeout", timeout, none_ok=True)
         if self._blocked:  # closed, or someone waits (no barging past them)
             return self._allocate_blocked(timeout)
         try:

@@ -37,8 +37,8 @@ from ._compiled import COMPILED
 from . import _fork
 from ._acquisition import Acquisition
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
-from ._validate import check_callable, check_optional_str, check_size, reject
-from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, check_wait, deadline_of, expired, next_nap
+from ._validate import check_callable, check_optional_str, check_seconds, check_size, reject
+from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, deadline_of, expired, next_nap
 from ._warn import allocation_site, warn_user
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ class _PoolCore(Generic[T]):
             TypeError, ValueError: `timeout` is not a number >= 0 or None.
         """
         if timeout is not NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_wait("timeout", timeout)
+            timeout = check_seconds("timeout", timeout, none_ok=True)
         if self._blocked:  # closed, or someone waits (no barging past them)
             return self._allocate_blocked(timeout)
         try:
@@ -781,7 +781,7 @@ class Pool(_PoolCore[T]):
         Raises (at once):
             TypeError, ValueError: `timeout` is not a number >= 0 or None.
         """
-        timeout = check_wait("timeout", timeout)
+        timeout = check_seconds("timeout", timeout, none_ok=True)
         return Acquisition(lambda: self._acquire(timeout), OwnedRef.__enter__)
 
     async def _acquire(self, timeout: float | None) -> OwnedRef[T]:

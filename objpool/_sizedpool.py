@@ -371,7 +371,7 @@ class SizedPool(_SizedPoolCore):
         if max_retained is None:
             max_retained = 4 * max_size
         check_size("max_retained", max_retained, 0)
-        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=False)
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, positive=True)
         if not callable(clock):
             reject(TypeError, "clock", "a callable returning seconds", clock)
         check_optional_str("name", name)
@@ -696,7 +696,7 @@ class SizedPool(_SizedPoolCore):
     def trim(self, max_idle_seconds: float = 0.0) -> int:
         """Free every buffer idle for longer than `max_idle_seconds` (0: every idle one);
         return the bytes freed."""
-        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds, zero_ok=True)
+        max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds)
         freed: list[ByteBuffer] = []
         returned_before = self._clock() - max_idle_seconds if max_idle_seconds else _FOREVER
         return self._trim(returned_before, freed)  # the buffers are freed as `freed` goes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from typing import NoReturn
+from typing import Literal, NoReturn, overload
 
 from typing_extensions import Buffer
 
@@ -20,7 +20,6 @@ __all__ = [
     "check_int",
     "check_optional_str",
     "check_seconds",
-    "check_timeout",
     "reject",
 ]
 
@@ -75,33 +74,26 @@ def check_optional_str(name: str, value: object) -> None:
         reject(TypeError, name, "a str or None", value)
 
 
-def check_timeout(name: str, value: object) -> float | None:
-    """Return `value` as a float > 0, or None (no timeout).
+@overload
+def check_seconds(name: str, value: object, *, positive: bool = ..., none_ok: Literal[False] = ...) -> float: ...
+@overload
+def check_seconds(name: str, value: object, *, positive: bool = ..., none_ok: bool) -> float | None: ...
+def check_seconds(name: str, value: object, *, positive: bool = False, none_ok: bool = False) -> float | None:
+    """Return a duration in seconds as a float (>= 0, or > 0 with `positive`); None passes
+    through with `none_ok` (a timeout that waits forever). The one check, and the one
+    message, of every duration in the package.
 
     Raises:
-        TypeError: `value` is not a number (a bool is refused).
-        ValueError: `value` is not > 0 (or is NaN).
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        reject(TypeError, name, "a number or None", value)
-    if not value > 0:  # NaN too
-        reject(ValueError, name, "> 0", value)
-    return float(value)
-
-
-def check_seconds(name: str, value: object, *, zero_ok: bool) -> float:
-    """Return a duration as a float: > 0, or >= 0 with `zero_ok`.
-
-    Raises:
-        TypeError: `value` is not a number (a bool is refused).
+        TypeError: `value` is not a number (a bool is refused), nor an allowed None.
         ValueError: `value` is below the bound, or NaN.
     """
+    if value is None and none_ok:
+        return None
+    rule = f"a number of seconds {'> 0' if positive else '>= 0'}{' or None' if none_ok else ''}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        reject(TypeError, name, "a number of seconds", value)
-    if not (value >= 0 if zero_ok else value > 0):  # NaN fails both
-        reject(ValueError, name, ">= 0" if zero_ok else "> 0", value)
+        reject(TypeError, name, rule, value)
+    if not (value > 0 if positive else value >= 0):  # NaN fails both
+        reject(ValueError, name, rule, value)
     return float(value)
 
 

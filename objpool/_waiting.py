@@ -22,13 +22,11 @@ written under the lock, read without it), which `allocate` tests instead of `_cl
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from collections import deque
 from typing import Final, Protocol
 
-from ._validate import reject
 
 __all__ = [
     "BACK_OF_LINE_POLL_S",
@@ -39,7 +37,6 @@ __all__ = [
     "TaskWaiter",
     "ThreadWaiter",
     "Waiter",
-    "check_wait",
     "deadline_of",
     "expired",
     "next_nap",
@@ -61,22 +58,6 @@ BACK_OF_LINE_POLL_S: Final = 1.0
 Only one waiter per line needs to poll: 1,000 tasks waiting on one pool, all polling every
 50 ms, took half of a proxy's event loop (2,666 against 5,739 frames/s in its backpressure
 mode, examples/sv2_proxy.py)."""
-
-
-def check_wait(name: str, value: object) -> float | None:
-    """Return a wait timeout as a float >= 0, or None (wait forever).
-
-    Raises:
-        TypeError: `value` is not a number or None (a bool is refused).
-        ValueError: `value` is negative or NaN.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        reject(TypeError, name, "a number of seconds or None", value)
-    if math.isnan(value) or value < 0:
-        reject(ValueError, name, ">= 0 (or None to wait forever)", value)
-    return float(value)
 
 
 class Waiter:

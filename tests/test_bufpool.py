@@ -345,7 +345,7 @@ def test_trim_frees_the_blocks_idle_longer_than_max_idle_seconds() -> None:
     pool.allocate(2).release()
     assert 0 == pool.trim(max_idle_seconds=3600.0)
     assert 2 * 64 == pool.stats().idle_bytes
-    with pytest.raises(ValueError, match=r"^max_idle_seconds must be >= 0, got int -1$"):
+    with pytest.raises(ValueError, match=r"^max_idle_seconds must be a number of seconds >= 0, got int -1$"):
         pool.trim(-1)
     assert 2 * 64 == pool.trim()
 

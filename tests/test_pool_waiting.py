@@ -76,10 +76,10 @@ def test_a_timeout_runs_out_and_is_counted() -> None:
 @pytest.mark.parametrize(
     ("timeout", "error", "message"),
     [
-        (-1, ValueError, r"^timeout must be >= 0 \(or None to wait forever\), got int -1$"),
-        (float("nan"), ValueError, r"^timeout must be >= 0"),
-        ("1", TypeError, r"^timeout must be a number of seconds or None, got str '1'$"),
-        (True, TypeError, r"^timeout must be a number of seconds or None, got bool True$"),
+        (-1, ValueError, r"^timeout must be a number of seconds >= 0 or None, got int -1$"),
+        (float("nan"), ValueError, r"^timeout must be a number of seconds >= 0 or None, got float nan$"),
+        ("1", TypeError, r"^timeout must be a number of seconds >= 0 or None, got str '1'$"),
+        (True, TypeError, r"^timeout must be a number of seconds >= 0 or None, got bool True$"),
     ],
 )
 def test_bad_timeouts_are_refused_even_when_objects_are_free(timeout: object, error: type[Exception], message: str) -> None:

@@ -100,9 +100,9 @@ def test_bad_sizes_are_refused(n: object, error: type[Exception], message: str) 
         ({"max_size": 1000}, ValueError, r"^max_size must be a power of two, got int 1000$"),
         ({"min_size": 8192, "max_size": 4096}, ValueError, r"^max_size must be >= min_size \(8192\), got int 4096$"),
         ({"max_retained": -1}, ValueError, r"^max_retained must be >= 0, got int -1$"),
-        ({"max_idle_seconds": 0}, ValueError, r"^max_idle_seconds must be > 0, got int 0$"),
-        ({"max_idle_seconds": float("nan")}, ValueError, r"^max_idle_seconds must be > 0, got float nan$"),
-        ({"max_idle_seconds": "1"}, TypeError, r"^max_idle_seconds must be a number of seconds, got str '1'$"),
+        ({"max_idle_seconds": 0}, ValueError, r"^max_idle_seconds must be a number of seconds > 0, got int 0$"),
+        ({"max_idle_seconds": float("nan")}, ValueError, r"^max_idle_seconds must be a number of seconds > 0, got float nan$"),
+        ({"max_idle_seconds": "1"}, TypeError, r"^max_idle_seconds must be a number of seconds > 0, got str '1'$"),
         ({"clock": 5}, TypeError, r"^clock must be a callable returning seconds, got int 5$"),
     ],
 )
@@ -292,8 +292,8 @@ def test_trim_frees_what_was_idle_longer_than_asked() -> None:
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [
-        (-1, ValueError, r"^max_idle_seconds must be >= 0, got int -1$"),
-        (float("nan"), ValueError, r"^max_idle_seconds must be >= 0, got float nan$"),
+        (-1, ValueError, r"^max_idle_seconds must be a number of seconds >= 0, got int -1$"),
+        (float("nan"), ValueError, r"^max_idle_seconds must be a number of seconds >= 0, got float nan$"),
         (None, TypeError, r"^max_idle_seconds must be a number"),
     ],
 )

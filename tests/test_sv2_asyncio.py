@@ -133,8 +133,8 @@ def test_bad_bytes_without_a_transport_and_loss_without_on_close() -> None:
         ((None, print), {"read_ahead": -1}, ValueError, r"^read_ahead must be >= 0, got int -1$"),
         ((None, print), {"max_unreleased": -1}, ValueError, r"^max_unreleased must be >= 0, got int -1$"),
         ((None, print), {"max_unreleased": 1.5}, TypeError, r"^max_unreleased must be an int, got float 1\.5$"),
-        ((None, print), {"frame_timeout": 0}, ValueError, r"^frame_timeout must be > 0, got int 0$"),
-        ((None, print), {"frame_timeout": "1"}, TypeError, r"^frame_timeout must be a number or None, got str '1'$"),
+        ((None, print), {"frame_timeout": 0}, ValueError, r"^frame_timeout must be a number of seconds > 0 or None, got int 0$"),
+        ((None, print), {"frame_timeout": "1"}, TypeError, r"^frame_timeout must be a number of seconds > 0 or None, got str '1'$"),
     ],
 )
 def test_bad_arguments_are_refused_at_once(

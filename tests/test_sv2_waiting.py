@@ -40,9 +40,9 @@ async def ticks(n: int = 5) -> None:
 @pytest.mark.parametrize(
     ("timeout", "error", "message"),
     [
-        (-1, ValueError, r"^timeout must be >= 0 \(or None to wait forever\), got int -1$"),
-        ("1", TypeError, r"^timeout must be a number of seconds or None, got str '1'$"),
-        (True, TypeError, r"^timeout must be a number of seconds or None, got bool True$"),
+        (-1, ValueError, r"^timeout must be a number of seconds >= 0 or None, got int -1$"),
+        ("1", TypeError, r"^timeout must be a number of seconds >= 0 or None, got str '1'$"),
+        (True, TypeError, r"^timeout must be a number of seconds >= 0 or None, got bool True$"),
     ],
 )
 def test_bad_timeouts_are_refused(timeout: object, error: type[Exception], message: str) -> None:

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from objpool._validate import as_byte_view, check_callable, check_int, check_optional_str, check_timeout
+from objpool._validate import as_byte_view, check_callable, check_int, check_optional_str, check_seconds
 
 
 class Size(enum.IntEnum):
@@ -55,12 +55,31 @@ def test_other_checks() -> None:
     check_optional_str("name", None)
     with pytest.raises(TypeError, match=r"^name must be a str or None, got bytes b'x'$"):
         check_optional_str("name", b"x")
-    assert (None, 0.5, 2.0) == (check_timeout("t", None), check_timeout("t", 0.5), check_timeout("t", 2))
-    for bad in (0, -1.0, math.nan):
-        with pytest.raises(ValueError, match=r"^t must be > 0, got "):
-            check_timeout("t", bad)
-    with pytest.raises(TypeError, match=r"^t must be a number or None, got bool True$"):
-        check_timeout("t", True)
+
+
+@pytest.mark.parametrize(
+    ("options", "value", "error", "message"),
+    [
+        ({}, -1, ValueError, r"^t must be a number of seconds >= 0, got int -1$"),
+        ({}, math.nan, ValueError, r"^t must be a number of seconds >= 0, got float nan$"),
+        ({}, None, TypeError, r"^t must be a number of seconds >= 0, got NoneType None$"),
+        ({"positive": True}, 0, ValueError, r"^t must be a number of seconds > 0, got int 0$"),
+        ({"none_ok": True}, True, TypeError, r"^t must be a number of seconds >= 0 or None, got bool True$"),
+        ({"none_ok": True}, "1", TypeError, r"^t must be a number of seconds >= 0 or None, got str '1'$"),
+        ({"positive": True, "none_ok": True}, -0.5, ValueError, r"^t must be a number of seconds > 0 or None, got float -0\.5$"),
+    ],
+)
+def test_every_duration_has_one_check_and_one_message(
+    options: dict[str, bool], value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        check_seconds("t", value, positive=options.get("positive", False), none_ok=options.get("none_ok", False))
+
+
+def test_durations_come_back_as_floats() -> None:
+    assert (0.0, 2.0, None) == (check_seconds("t", 0), check_seconds("t", 2, positive=True), check_seconds("t", None, none_ok=True))
+    result = check_seconds("t", 1)
+    assert float is type(result)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 from .._errors import FrameError, PoolClosedError, PoolExhaustedError
-from .._validate import check_callable, check_int, check_timeout, reject
+from .._validate import check_callable, check_int, check_seconds, reject
 from ._codec import FRAME_STEP, Decoder, MissingBytes
 from ._framing import HEADER_LEN
 from ._pooled_buffer import PooledBuffer
@@ -135,7 +135,7 @@ class Sv2Protocol(asyncio.BufferedProtocol):
             max_unreleased = max(decoder.max_payload, FRAME_STEP)
         self._max_unreleased = check_int("max_unreleased", max_unreleased)
         self._resume_at = self._max_unreleased // 2
-        self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
+        self._frame_timeout = check_seconds("frame_timeout", frame_timeout, positive=True, none_ok=True)
         self._decoder = decoder
         self._on_frame = on_frame
         self._on_close = on_close

@@ -15,8 +15,8 @@ from .._bytebuffer import ByteBuffer
 from .._compiled import COMPILED
 from .._errors import PoolClosedError, PoolExhaustedError
 from .._pool import OwnedRef, Pool
-from .._validate import reject
-from .._waiting import NO_WAIT, check_wait
+from .._validate import check_seconds, reject
+from .._waiting import NO_WAIT
 from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
 from ._slice import Slice
 
@@ -172,7 +172,7 @@ class PooledBuffer(_PooledBufferCore, Buffer):
         """
         if not isinstance(pool, Pool):
             reject(TypeError, "pool", "a Pool of ByteBuffers", pool)
-        wait = check_wait("timeout", timeout)
+        wait = check_seconds("timeout", timeout, none_ok=True)
         self._pool = pool
         self._timeout = NO_WAIT if wait == 0 else wait  # NO_WAIT: allocate()'s fast path
         # The message's ByteBuffer handle, its free space as one view (taken with
