@@ -23,9 +23,9 @@ from ._errors import (
     PoolExhaustedError as PoolExhaustedError,
     StaleRefError as StaleRefError,
 )
+from ._ownedref import Lender as Lender, OwnedRef as OwnedRef
 from ._pool import (
     COMPILED as COMPILED,
-    OwnedRef as OwnedRef,
     Pool as Pool,
     PoolStats as PoolStats,
     Reset as Reset,
@@ -45,6 +45,7 @@ __all__ = [
     "BufferFullError",
     "ByteBuffer",
     "ForeignRefError",
+    "Lender",
     "OwnedRef",
     "Pool",
     "FrameError",

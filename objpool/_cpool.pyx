@@ -20,12 +20,10 @@ import sys
 
 from types import GenericAlias
 
-from objpool._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
-from objpool._validate import reject
-from objpool._validate import check_seconds
+from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from objpool._validate import check_seconds, reject
 from objpool._waiting import NO_WAIT
 
-_NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
 
 # A parked handle taken out of `_handles` may be revived when `allocate()`'s local is its
 # only reference: a count of 1. Free-threaded builds count references per thread, so there

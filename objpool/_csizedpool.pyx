@@ -30,7 +30,7 @@ import sys
 import time
 
 from objpool._errors import ForeignRefError, StaleRefError
-from objpool._pool import _NOT_A_HANDLE
+from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE
 from objpool._validate import check_int, reject
 
 

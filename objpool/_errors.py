@@ -18,6 +18,9 @@ __all__ = [
     "StaleRefError",
 ]
 
+NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
+"""The `TypeError` message for a handle built outside a pool (both builds raise it)."""
+
 
 class PoolError(Exception):
     """Base class for objpool's own errors; never raised directly."""

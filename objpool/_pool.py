@@ -1,8 +1,8 @@
 """`Pool[T]`: a fixed array of objects, a stack of free indices, and linear handles.
 
 This module is the reference for both builds: where the install compiled
-`objpool/_cpool.pyx`, its `PoolCore` and `OwnedRef` replace `_PoolCore` and `OwnedRef` below
-(the hot path), and everything else here runs as it is.
+`objpool/_cpool.pyx`, its `PoolCore` replaces `_PoolCore` below (the hot path), and
+everything else here runs as it is. The handles are `objpool._ownedref`'s.
 
 Invariant: every slot index is in exactly one place: on the free stack `_free`, in the
 one-element claim list of exactly one live `OwnedRef`, in `_leaked` (its handle was
@@ -36,15 +36,13 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeV
 from ._compiled import COMPILED
 from . import _fork
 from ._acquisition import Acquisition
-from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from ._errors import NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from ._ownedref import OwnedRef
 from ._validate import check_callable, check_optional_str, check_seconds, check_size, reject
 from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, deadline_of, expired, next_nap
 from ._warn import allocation_site, warn_user
 
-if TYPE_CHECKING:
-    from ._sizedpool import SizedPool
-
-__all__ = ["COMPILED", "OwnedRef", "Pool", "PoolStats", "Reset"]
+__all__ = ["COMPILED", "Pool", "PoolStats", "Reset"]
 
 
 @runtime_checkable
@@ -61,8 +59,6 @@ R = TypeVar("R", bound=Reset)
 # T from its arguments in every checker (pyright infers Pool[Unknown]), so it gets a new one.
 U = TypeVar("U")
 
-_NOT_A_HANDLE = "this OwnedRef was not made by Pool.allocate() and is not a handle"
-
 MAX_CAPACITY: Final = sys.maxsize // 8
 """The most slots a pool can have: the most references a list holds (`PY_SSIZE_T_MAX` divided
 by the size of a pointer). A larger capacity is refused at once rather than built until the
@@ -72,119 +68,6 @@ machine runs out of memory."""
 # Elsewhere (PyPy, free-threaded builds) every allocation makes a fresh handle.
 _COUNTS_ARE_EXACT = sys.implementation.name == "cpython" and getattr(sys, "_is_gil_enabled", lambda: True)()
 getrefcount: Callable[[object], int] = getattr(sys, "getrefcount", lambda obj: 0)
-
-
-class _Lender(Protocol):
-    """What lends `OwnedRef`s and takes them back: a `Pool`, or a `SizedPool`."""
-
-    def deallocate(self, ref: Any) -> None: ...
-
-    def _on_leak(self, index: int, ref: Any) -> None: ...
-
-
-@final
-class OwnedRef(Generic[T]):
-    """Exclusive, linear handle on one pooled object; made only by `Pool.allocate` (and
-    `SizedPool.get`).
-
-    Use it as a context manager (`with pool.allocate() as obj:`), or read `.value` and
-    call `release()` (or `pool.deallocate(ref)`) exactly once. After release the handle
-    is dead for good: `.value` and a second release raise `StaleRefError`. A handle that
-    is garbage-collected while live is a leak: the pool warns and replaces the object.
-    """
-
-    # _claim is [index] while live and [] once released: popping it is the atomic
-    # test-and-clear that makes double releases, even racing ones, impossible.
-    #
-    # There is no __init__: Pool.allocate() calls OwnedRef() and fills the slots, which
-    # is ~30 ns a cycle cheaper on CPython 3.11 than any constructor that could refuse
-    # outsiders. An OwnedRef() made elsewhere has empty slots, so every use of it fails
-    # with TypeError (the AttributeError handlers below) and it can never lend anything.
-    __slots__ = ("_claim", "_pool", "_value")
-    _claim: list[int]
-    _pool: _Lender
-    _value: T
-
-    @property
-    def value(self) -> T:
-        """The lent object. Raises `StaleRefError` once the handle was released."""
-        try:
-            live = self._claim
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-        if not live:
-            raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
-        return self._value
-
-    @property
-    def alive(self) -> bool:
-        """True until the handle is released (or its object's reset failed)."""
-        try:
-            return bool(self._claim)
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-
-    @property
-    def pool(self) -> Pool[T] | SizedPool:
-        """The pool that lent this handle."""
-        try:
-            return cast("Pool[T] | SizedPool", self._pool)
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-
-    def release(self) -> None:
-        """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
-        try:
-            pool = self._pool
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-        pool.deallocate(self)
-
-    # __enter__ and __exit__ inline .value and .pool: `with pool.allocate() as obj:` is
-    # the documented form, and each extra call costs ~10% of a cycle.
-    def __enter__(self) -> T:
-        try:
-            live = self._claim
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-        if not live:
-            raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
-        return self._value
-
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        try:
-            pool = self._pool
-        except AttributeError:
-            raise TypeError(_NOT_A_HANDLE) from None
-        pool.deallocate(self)
-
-    def __del__(self) -> None:
-        try:
-            claim = self._claim
-        except AttributeError:  # an inert OwnedRef() made outside a pool
-            return
-        if claim:
-            try:
-                index = claim.pop()
-            except IndexError:  # released by another thread meanwhile: not a leak
-                return
-            self._pool._on_leak(index, self)
-
-    def __copy__(self) -> NoReturn:
-        raise TypeError("OwnedRef cannot be copied: two handles would own one object")
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        raise TypeError("OwnedRef cannot be copied: two handles would own one object")
-
-    def __reduce_ex__(self, protocol: object) -> NoReturn:
-        raise TypeError("OwnedRef cannot be pickled: it is only meaningful in its pool's process")
-
-    def __repr__(self) -> str:
-        try:
-            state = "live" if self._claim else "released"
-        except AttributeError:
-            return "<OwnedRef not made by a pool>"
-        return f"<OwnedRef {state} {type(self._value).__name__} from {self._pool!r}>"
 
 
 @final
@@ -400,7 +283,7 @@ class _PoolCore(Generic[T]):
             claim = ref._claim
         except AttributeError:
             if isinstance(ref, OwnedRef):
-                raise TypeError(_NOT_A_HANDLE) from None
+                raise TypeError(NOT_A_HANDLE) from None
             reject(TypeError, "ref", "an OwnedRef", ref)
         if pool is not self:
             raise ForeignRefError(f"{ref!r} was lent by another pool, not by {self!r}")
@@ -469,31 +352,8 @@ def _measure_sole_holder() -> int:
 _SOLE_HOLDER = _sole_holder_count()
 
 
-def handle_for(lender: _Lender, value: T, index: int) -> OwnedRef[T]:
-    """A live handle on `value` lent by `lender` (a `SizedPool`); `index` >= 0 is the lender's
-    to read back when the handle comes home (`end_handle`)."""
-    if index < 0:
-        raise ValueError(f"index must be >= 0, got {index}")
-    ref: OwnedRef[T] = OwnedRef()
-    ref._pool = lender
-    ref._value = value
-    ref._claim = [index]
-    return ref
-
-
-def end_handle(ref: OwnedRef[Any]) -> int:
-    """Kill a live handle and return its index, or -1 if it was released already.
-
-    Atomic: of two threads ending one handle, exactly one gets the index.
-    """
-    try:
-        return ref._claim.pop()
-    except IndexError:
-        return -1
-
-
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
-    from ._cpool import OwnedRef, PoolCore as _PoolCore, end_handle, handle_for
+    from ._cpool import PoolCore as _PoolCore
 
 
 @final

@@ -30,7 +30,7 @@ from ._errors import ForeignRefError, PoolClosedError, StaleRefError
 from ._fork import HeldLock
 from ._locking import gil_enabled, take_contended
 from ._pinned import mlock_error, pinned_block
-from ._pool import OwnedRef, end_handle, handle_for
+from ._ownedref import OwnedRef, end_handle, handle_for
 from ._threadcache import CACHE_MAX_SIZE, ThreadCache
 from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._warn import allocation_site, warn_user

@@ -657,7 +657,7 @@ def test_the_default_clock_stamps_returned_buffers_with_time_monotonic() -> None
 
 
 def test_a_handle_cannot_be_made_already_dead_in_either_build() -> None:
-    from objpool._pool import handle_for
+    from objpool._ownedref import handle_for
 
     with pytest.raises(ValueError, match=r"^index must be >= 0, got -1$"):
         handle_for(small_pool(), ByteBuffer(1), -1)

@@ -20,6 +20,7 @@ from objpool import (
     BufPool,
     BufPoolStats,
     ByteBuffer,
+    Lender,
     OwnedRef,
     Pool,
     PoolStats,
@@ -59,7 +60,10 @@ def check_factory_pool() -> None:
     assert_type(ref, OwnedRef[Widget])
     assert_type(ref.value, Widget)
     assert_type(ref.alive, bool)
-    assert_type(ref.pool, Pool[Widget] | SizedPool)  # one handle type for both lenders
+    assert_type(ref.pool, Lender)  # one protocol for every lender: a new pool changes no public type
+    lender: Lender = pool  # every pool that lends OwnedRefs is a Lender
+    lender = SizedPool()
+    assert isinstance(lender, Lender)
     assert_type(ref.release(), None)
     assert_type(pool.deallocate(pool.allocate()), None)
 

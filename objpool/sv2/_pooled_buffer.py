@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from .._bytebuffer import ByteBuffer
 from .._compiled import COMPILED
 from .._errors import PoolClosedError, PoolExhaustedError
-from .._pool import OwnedRef, Pool
+from .._ownedref import OwnedRef
+from .._pool import Pool
 from .._validate import check_seconds, reject
 from .._waiting import NO_WAIT
 from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
