@@ -89,7 +89,9 @@ class PoolStats:
     deallocations: int
     """Releases whose reset succeeded, putting the object back in circulation."""
     exhausted: int
-    """Allocation attempts that found every object lent."""
+    """Allocation attempts that found every object lent (for their whole timeout)."""
+    waiting: int
+    """Threads and tasks waiting for an object now."""
     high_water: int
     """The most slots ever out of the pool at once (lent, leaked or retired)."""
     leaks: int
@@ -822,6 +824,7 @@ class Pool(_PoolCore[T]):
             allocations=allocations,
             deallocations=allocations - lent - leaks - reset_failures,
             exhausted=self._exhausted,
+            waiting=self.waiting,
             high_water=high_water,
             leaks=leaks,
             reset_failures=reset_failures,
