@@ -65,7 +65,7 @@ def run_threads(worker: Callable[[int], None], n: int = THREADS) -> None:
 
 def test_no_object_is_lent_twice_under_contention() -> None:
     pool = Pool(Slot, 4)  # fewer objects than threads: constant contention
-    iterations = 100_000
+    iterations = 20_000  # per thread, switching every microsecond: 160,000 steps interleaved
     deadline = time.monotonic() + DEADLINE_S
 
     def worker(me: int) -> None:

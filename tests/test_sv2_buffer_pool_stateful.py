@@ -134,6 +134,6 @@ class BufferPoolMachine(RuleBasedStateMachine):
 
 # Example counts follow the Hypothesis profile from conftest.py (100 by default).
 BufferPoolMachine.TestCase.settings = settings(
-    max_examples=settings().max_examples * 6 // 5, stateful_step_count=80, deadline=None
+    max_examples=settings().max_examples, stateful_step_count=60, deadline=None
 )
 TestBufferPool = BufferPoolMachine.TestCase
