@@ -600,7 +600,14 @@ class SizedPool(_SizedPoolCore):
                 self._lock.release()
 
     def _allocate_oversize(self, n: int) -> OwnedRef[ByteBuffer]:
-        """`allocate(n)` with `n > max_size`, or any `allocate` once the pool is closed."""
+        """`allocate(n)` with `n > max_size`, or any `allocate` once the pool is closed.
+
+        The buffer is made before anything is counted: a size no buffer can have (2**63)
+        raises there, and leaves no bytes counted as lent.
+        """
+        if self._closed:
+            raise PoolClosedError(f"{self!r} is closed and lends nothing more")
+        buffer = self._new_buffer(n)
         locked = False
         try:
             locked = self._lock.acquire()
@@ -615,9 +622,8 @@ class SizedPool(_SizedPoolCore):
         finally:
             if locked:
                 self._lock.release()
-        if closed:
+        if closed:  # closed while the buffer was made
             raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-        buffer = self._new_buffer(n)
         # The handle's index says "oversize, n bytes" (past the class indices), so that a
         # release or a leak knows the size without the buffer.
         return handle_for(self, buffer, len(self._classes) + n)
