@@ -756,3 +756,13 @@ def test_trim_takes_its_age_as_max_idle_seconds() -> None:
     clock.now += 10
     assert 0 == pool.trim(max_idle_seconds=20.0)
     assert 4 * KiB == pool.trim(max_idle_seconds=5.0)
+
+
+def test_an_oversize_request_no_buffer_can_hold_counts_nothing() -> None:
+    """Found by the differential test: the oversize path counted 2**63 bytes as lent before
+    building the buffer that then could not be built, in both builds."""
+    pool = small_pool()
+    with pytest.raises((OverflowError, MemoryError, ValueError)):
+        pool.allocate(2**63)
+    stats = pool.stats()
+    assert (0, 0, 0, 0) == (stats.lent, stats.lent_bytes, stats.oversize, stats.high_water_bytes)
