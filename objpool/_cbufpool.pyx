@@ -14,6 +14,8 @@ in `_bufpool.py`. The budget and the idle blocks change under the pool's lock, a
 
 cimport cython
 
+from objpool._cclock cimport c_clock_agrees, objpool_monotonic
+
 import time
 
 from objpool._errors import StaleRefError
@@ -23,6 +25,7 @@ from objpool._waiting import NO_WAIT
 
 cdef object _NO_WAIT = NO_WAIT
 cdef object _monotonic = time.monotonic  # the pure build's clock for idle blocks (trim)
+cdef bint _C_CLOCK = c_clock_agrees()  # then read it in C, with no Python call
 cdef str _RELEASED = "this BufAllocation was released; its buffers belong to the pool again"
 
 
@@ -225,7 +228,7 @@ cdef class BufPoolCore:
 
     cdef int _give_back_c(self, Py_ssize_t n, object block) except -1:
         cdef Py_ssize_t k, size_class
-        entry = None if block is None else (_monotonic(), block)  # built before the section
+        entry = None if block is None else (objpool_monotonic() if _C_CLOCK else _monotonic(), block)  # before the section
         lock = self._lock
         lock.acquire()
         try:

@@ -24,9 +24,9 @@ from cpython.pythread cimport (
 )
 
 from objpool._cbytebuffer cimport ByteBuffer
+from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 from objpool._cpool cimport OwnedRef
 
-import sys
 import time
 
 from objpool._errors import ForeignRefError, StaleRefError
@@ -34,38 +34,9 @@ from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE
 from objpool._validate import check_int, reject
 
 
-cdef extern from *:
-    """
-    #include <time.h>
-    /* time.monotonic() read in C: on Linux CPython reads CLOCK_MONOTONIC too. */
-    static double objpool_monotonic(void) {
-    #if defined(__linux__)
-        struct timespec ts;
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
-            return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-        }
-    #endif
-        return -1.0;
-    }
-    """
-    double objpool_monotonic()
-
-
 cdef object _MONOTONIC = time.monotonic
-
-
-cdef bint _c_clock_agrees():
-    """Whether objpool_monotonic() reads time.monotonic()'s clock (checked, not assumed)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    before = time.monotonic()
-    mine = objpool_monotonic()
-    after = time.monotonic()
-    return before - 0.001 <= mine <= after + 0.001
-
-
 # The default clock read without a Python call: one per release, ~10% of a 1 MiB cycle.
-cdef bint _C_CLOCK = _c_clock_agrees()
+cdef bint _C_CLOCK = c_clock_agrees()
 
 
 @cython.final
