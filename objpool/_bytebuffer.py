@@ -20,7 +20,7 @@ from typing_extensions import Buffer
 from ._compiled import COMPILED
 from ._errors import BufferFullError
 from ._validate import as_byte_view, check_int, reject
-from ._views import remember
+from ._views import remember, writable_memory
 
 __all__ = ["ByteBuffer", "SupportsReadinto", "SupportsRecvInto", "writable_memory"]
 
@@ -37,30 +37,7 @@ class SupportsRecvInto(Protocol):
     def recv_into(self, buffer: memoryview, /) -> int: ...
 
 
-def writable_memory(memory: Buffer, capacity: int) -> memoryview:
-    """`memory` as a flat writable view of exactly `capacity` bytes: `ByteBuffer(memory=...)`'s check.
 
-    Raises:
-        TypeError: `memory` is not a buffer, or is read-only.
-        ValueError: `memory` is not C-contiguous, or not `capacity` bytes long.
-    """
-    try:
-        view = memoryview(memory)
-    except TypeError:
-        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
-    if view.readonly:
-        view.release()
-        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
-    if not view.c_contiguous:
-        view.release()
-        reject(ValueError, "memory", "C-contiguous", memory)
-    if view.ndim != 1 or view.format != "B":
-        view = view.cast("B")
-    if view.nbytes != capacity:
-        n = view.nbytes
-        view.release()
-        raise ValueError(f"memory must be {capacity} bytes (the capacity), got {n}")
-    return view
 
 
 class ByteBuffer:

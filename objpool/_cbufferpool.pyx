@@ -13,8 +13,8 @@ reads or writes is a public attribute. Containers are typed `object`, so that a
 """
 
 from objpool._cslice cimport _make
-from objpool.sv2._buffer import MAX_SIZE, check_size
-from objpool.sv2._buffer_pool import POOL_CAPACITY, PoolMode
+from objpool.sv2._sizes import MAX_SIZE, check_size
+from objpool.sv2._modes import POOL_CAPACITY, PoolMode
 
 cdef object _BACK = PoolMode.BACK
 cdef object _ALLOC = PoolMode.ALLOC

@@ -8,7 +8,7 @@ them.
 """
 
 from objpool._errors import BufferFullError
-from objpool._bytebuffer import writable_memory
+from objpool._views import writable_memory
 from objpool._validate import as_byte_view, check_int, reject
 from objpool._views import remember
 

@@ -13,7 +13,7 @@ also reads or writes is a public attribute.
 
 from objpool._errors import FrameError
 from objpool._validate import as_byte_view
-from objpool.sv2._codec import FRAME_STEP, MissingBytes, _Phase
+from objpool.sv2._decoding import FRAME_STEP, MissingBytes, _Phase
 from objpool.sv2._framing import _HEADER, CHANNEL_ID_LEN, CHANNEL_MSG_FLAG, HEADER_LEN, Frame
 
 cdef object _WAIT_HEADER = _Phase.HEADER

@@ -11,7 +11,7 @@ from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cpool cimport OwnedRef, PoolCore
 from objpool._cslice cimport _make
 from objpool._errors import PoolClosedError, PoolExhaustedError
-from objpool.sv2._buffer import MAX_SIZE, check_size
+from objpool.sv2._sizes import MAX_SIZE, check_size
 
 cdef object _MAX_SIZE = MAX_SIZE
 

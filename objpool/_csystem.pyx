@@ -7,7 +7,7 @@ runs against both builds.
 """
 
 from objpool._cslice cimport _make
-from objpool.sv2._buffer import _MIN_ALLOC, _NO_BYTES, MAX_SIZE, check_size
+from objpool.sv2._sizes import MIN_ALLOC as _MIN_ALLOC, NO_BYTES as _NO_BYTES, MAX_SIZE, check_size
 
 cdef object _MAX_SIZE = MAX_SIZE
 cdef Py_ssize_t _MIN = _MIN_ALLOC

@@ -7,7 +7,11 @@ a plain list; `remember` keeps that list short when users release views themselv
 
 from __future__ import annotations
 
-__all__ = ["release_all", "remember"]
+from typing_extensions import Buffer
+
+from ._validate import reject
+
+__all__ = ["release_all", "remember", "writable_memory"]
 
 
 def _is_released(view: memoryview) -> bool:
@@ -45,3 +49,29 @@ def release_all(views: list[memoryview]) -> None:
             del views[:i]
             raise
     views.clear()
+
+
+def writable_memory(memory: Buffer, capacity: int) -> memoryview:
+    """`memory` as a flat writable view of exactly `capacity` bytes: `ByteBuffer(memory=...)`'s check.
+
+    Raises:
+        TypeError: `memory` is not a buffer, or is read-only.
+        ValueError: `memory` is not C-contiguous, or not `capacity` bytes long.
+    """
+    try:
+        view = memoryview(memory)
+    except TypeError:
+        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
+    if view.readonly:
+        view.release()
+        reject(TypeError, "memory", "a writable buffer (a bytearray, an mmap...)", memory)
+    if not view.c_contiguous:
+        view.release()
+        reject(ValueError, "memory", "C-contiguous", memory)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    if view.nbytes != capacity:
+        n = view.nbytes
+        view.release()
+        raise ValueError(f"memory must be {capacity} bytes (the capacity), got {n}")
+    return view

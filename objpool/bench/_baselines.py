@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 from ..sv2 import Buffer, Slice
-from ..sv2._buffer import MAX_SIZE, check_capacity, check_size
+from ..sv2._sizes import MAX_SIZE, check_capacity, check_size
 
 __all__ = ["Cheap", "DictHolder", "MaxEfficiency", "PPool", "PPoolBuffer", "TABLE_SIZE"]
 

@@ -1,16 +1,10 @@
 """Stratum V2 buffers and framing on pooled memory."""
 
-from ._buffer import (
-    MAX_SIZE as MAX_SIZE,
-    Buffer as Buffer,
-    BufferFromSystemMemory as BufferFromSystemMemory,
-)
+from ._buffer import Buffer as Buffer, BufferFromSystemMemory as BufferFromSystemMemory
+from ._sizes import MAX_SIZE as MAX_SIZE
 from ._slice import ReleaseCallback as ReleaseCallback, Slice as Slice
-from ._buffer_pool import (
-    POOL_CAPACITY as POOL_CAPACITY,
-    BufferPool as BufferPool,
-    PoolMode as PoolMode,
-)
+from ._buffer_pool import BufferPool as BufferPool
+from ._modes import POOL_CAPACITY as POOL_CAPACITY, PoolMode as PoolMode
 from ._pooled_buffer import PooledBuffer as PooledBuffer
 from ._framing import (
     CHANNEL_ID_LEN as CHANNEL_ID_LEN,
@@ -21,7 +15,8 @@ from ._framing import (
     Frame as Frame,
     Header as Header,
 )
-from ._codec import FRAME_STEP as FRAME_STEP, Decoder as Decoder, Encoder as Encoder, MissingBytes as MissingBytes
+from ._codec import Decoder as Decoder, Encoder as Encoder
+from ._decoding import FRAME_STEP as FRAME_STEP, MissingBytes as MissingBytes
 from ._asyncio import Sv2Protocol as Sv2Protocol
 from .._errors import FrameError as FrameError
 

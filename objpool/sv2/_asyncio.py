@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, final
 
 from .._errors import FrameError, PoolClosedError, PoolExhaustedError
 from .._validate import check_callable, check_int, check_seconds, reject
-from ._codec import FRAME_STEP, Decoder, MissingBytes
+from ._codec import Decoder
+from ._decoding import FRAME_STEP, MissingBytes
 from ._framing import HEADER_LEN
 from ._pooled_buffer import PooledBuffer
 

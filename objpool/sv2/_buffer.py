@@ -14,29 +14,11 @@ from typing import TYPE_CHECKING, Final, Protocol
 from typing_extensions import Buffer as ReadableBuffer
 
 from .._compiled import COMPILED
-from .._validate import as_byte_view, check_int, reject
+from .._validate import as_byte_view, reject
+from ._sizes import MAX_SIZE, MIN_ALLOC, NO_BYTES, check_capacity, check_size
 from ._slice import Slice
 
-__all__ = ["MAX_SIZE", "Buffer", "BufferFromSystemMemory", "check_buffer", "check_capacity", "check_size"]
-
-MAX_SIZE: Final = 1 << 32
-"""Largest size or capacity accepted, in bytes (an Sv2 frame is at most 6 + 2**24 - 1 bytes)."""
-
-
-def check_size(n: object, name: str = "n") -> int:
-    """Return `n` as an int in 0..MAX_SIZE, or raise the error that names the rule.
-
-    Raises:
-        TypeError: `n` is not an int (bools are refused too).
-        ValueError: `n` is negative or larger than `MAX_SIZE`.
-    """
-    return check_int(name, n, 0, MAX_SIZE)
-
-
-def check_capacity(capacity: object) -> int:
-    """`check_size` for constructor capacities."""
-    return check_int("capacity", capacity, 0, MAX_SIZE)
-
+__all__ = ["Buffer", "BufferFromSystemMemory", "check_buffer"]
 
 _BUFFER_METHODS: Final = ("get_writable", "get_data_owned", "get_data_by_ref", "__len__")
 
@@ -121,8 +103,6 @@ class Buffer(Protocol):
         self.write(data)
 
 
-_NO_BYTES: Final = memoryview(bytearray())
-_MIN_ALLOC: Final = 64
 
 
 class _SystemMemoryCore:
@@ -154,7 +134,7 @@ class _SystemMemoryCore:
         return borrow
 
     def _grow(self, pos: int, end: int) -> None:
-        cap = max(end, 2 * self._cap, _MIN_ALLOC)
+        cap = max(end, 2 * self._cap, MIN_ALLOC)
         new = memoryview(bytearray(cap))
         if pos:
             new[:pos] = self._mv[:pos]
@@ -171,7 +151,7 @@ class _SystemMemoryCore:
         if n == 0:
             return Slice._adopt(memoryview(bytearray()))
         view = self._mv[:n]
-        self._mv = _NO_BYTES
+        self._mv = NO_BYTES
         self._cap = 0
         self._len = 0
         return Slice._adopt(view)
@@ -201,7 +181,7 @@ class BufferFromSystemMemory(_SystemMemoryCore, Buffer):
     def __init__(self, capacity: int = 0) -> None:
         """Raises `TypeError`/`ValueError` for a non-int, negative or absurd `capacity`."""
         check_capacity(capacity)
-        self._mv = _NO_BYTES  # the current bytearray's whole view; never handed out itself
+        self._mv = NO_BYTES  # the current bytearray's whole view; never handed out itself
         self._cap = 0
         self._len = 0
         self._start = 0

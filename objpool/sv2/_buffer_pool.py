@@ -30,31 +30,17 @@ with this one on random operation sequences.
 
 from __future__ import annotations
 
-import enum
 import functools
 from typing import TYPE_CHECKING, Final
 
 from .._compiled import COMPILED
 
-from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_capacity, check_size
+from ._buffer import Buffer, BufferFromSystemMemory
+from ._modes import POOL_CAPACITY, PoolMode
+from ._sizes import MAX_SIZE, check_capacity, check_size
 from ._slice import ReleaseCallback, Slice
 
-__all__ = ["POOL_CAPACITY", "BufferPool", "PoolMode"]
-
-POOL_CAPACITY: Final = 8
-"""Slots: at most this many pooled slices are alive at once."""
-
-
-class PoolMode(enum.Enum):
-    """Where a `BufferPool` takes the next message's bytes from."""
-
-    BACK = "back"
-    """After the last handed-out slice (the default)."""
-    FRONT = "front"
-    """Before the first live back slice, once the back run is full and its head was freed."""
-    ALLOC = "alloc"
-    """Fresh system memory: the pool had no free slot or bytes where its algorithm looks."""
-
+__all__ = ["BufferPool"]
 
 _BACK: Final = PoolMode.BACK
 _FRONT: Final = PoolMode.FRONT

@@ -12,7 +12,6 @@ Once a check fails the decoder is broken: every call raises that `FrameError` ag
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
 from typing_extensions import Buffer as ReadableBuffer
@@ -21,6 +20,7 @@ from .._compiled import COMPILED
 from .._errors import FrameError
 from .._validate import as_byte_view, check_int
 from ._buffer import check_buffer
+from ._decoding import FRAME_STEP, MissingBytes, _Phase
 from ._framing import (
     _HEADER,
     CHANNEL_ID_LEN,
@@ -37,47 +37,14 @@ if TYPE_CHECKING:
     from ._buffer import Buffer
     from ._slice import Slice
 
-__all__ = ["FRAME_STEP", "Decoder", "Encoder", "MissingBytes"]
-
-FRAME_STEP: Final = 64 * 1024
-"""The most buffer memory a frame being received holds beyond the bytes that arrived.
-
-Frames up to this size are reserved whole, in one `get_writable`; larger ones grow by at most
-this much at a time (by what `feed()` was given, when that is more).
-"""
-
-
-class _Phase(enum.Enum):
-    HEADER = "waiting for a header"
-    PAYLOAD = "receiving a payload"
-    BROKEN = "broken"
-
+__all__ = ["Decoder", "Encoder"]
 
 _WAIT_HEADER: Final = _Phase.HEADER
 _IN_PAYLOAD: Final = _Phase.PAYLOAD
 _BROKEN: Final = _Phase.BROKEN
 
 
-@final
-class MissingBytes:
-    """`Decoder.next_frame()`'s "not yet" answer: `count` more bytes are needed.
 
-    Narrow with `isinstance(ev, MissingBytes)`; anything else `next_frame()` returns is a `Frame`.
-    """
-
-    __slots__ = ("count",)
-
-    def __init__(self, count: int) -> None:
-        self.count: Final = count
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MissingBytes) and other.count == self.count
-
-    def __hash__(self) -> int:
-        return hash((MissingBytes, self.count))
-
-    def __repr__(self) -> str:
-        return f"MissingBytes({self.count})"
 
 
 class _DecoderCore:

@@ -18,7 +18,8 @@ from .._ownedref import OwnedRef
 from .._pool import Pool
 from .._validate import check_seconds, reject
 from .._waiting import NO_WAIT
-from ._buffer import MAX_SIZE, Buffer, BufferFromSystemMemory, check_size
+from ._buffer import Buffer, BufferFromSystemMemory
+from ._sizes import MAX_SIZE, check_size
 from ._slice import Slice
 
 __all__ = ["PooledBuffer"]

@@ -1,0 +1,78 @@
+"""The package's import graph has no cycle: no two modules import each other, directly or
+through others, and so no module works only because of where an import line stands (a
+compiled twin importing back from its half-loaded reference, say). Read from the sources,
+`.py` and `.pyx` alike, `TYPE_CHECKING` imports included; the benchmark is left out."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import objpool
+
+ROOT = Path(objpool.__file__).parent
+PYX_IMPORT = re.compile(r"^\s*(?:from\s+(objpool[\w.]*)\s+c?import|c?import\s+(objpool[\w.]*))", re.MULTILINE)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, name: str) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".pyx", ".pxd"):
+        return {a or b for a, b in PYX_IMPORT.findall(text)}
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                if node.module:
+                    found.add(module)
+                found.update(f"{module}.{alias.name}" for alias in node.names)  # `from . import _fork`
+            elif node.module:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    paths = [p for p in ROOT.rglob("*") if p.suffix in (".py", ".pyx") and "bench" not in p.parts]
+    names = {module_name(p): p for p in paths}
+    # A module's own packages are always imported before it, by Python: not an edge.
+    return {
+        name: {m for m in imports_of(path, name) if m in names and m != name and not name.startswith(m + ".")}
+        for name, path in names.items()
+    }
+
+
+def test_the_graph_sees_the_modules_and_their_imports() -> None:
+    edges = graph()
+    assert "objpool._ownedref" in edges["objpool._pool"]
+    assert "objpool.sv2._decoding" in edges["objpool._cdecoder"]  # a .pyx's imports are read too
+    assert "objpool._fork" in edges["objpool._pool"]  # `from . import _fork`
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    edges = graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for nxt in sorted(edges[name]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[name] = 2
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name, [name])
+    assert [] == cycles
