@@ -8,6 +8,7 @@ reference is complete on its own, and `objpool.COMPILED` says which build is run
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 
@@ -19,6 +20,17 @@ def _pure_python_wanted() -> bool:
     return os.environ.get("OBJPOOL_PURE_PYTHON", "") not in ("", "0") or sys.implementation.name != "cpython"
 
 
+def _twins() -> tuple[str, ...]:
+    """The compiled twins, as `objpool._compiled.TWINS` lists them: read from its source, so
+    the list lives in one place and the build needs nothing of the package importable."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "objpool", "_compiled.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "TWINS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("objpool/_compiled.py defines no TWINS")
+
+
 def _extensions() -> list[Extension]:
     if _pure_python_wanted():
         return []
@@ -27,17 +39,7 @@ def _extensions() -> list[Extension]:
     except ImportError:  # a build without Cython: pure Python
         return []
     return cythonize(
-        [
-            Extension("objpool._cpool", ["objpool/_cpool.pyx"]),
-            Extension("objpool._cbytebuffer", ["objpool/_cbytebuffer.pyx"]),
-            Extension("objpool._cslice", ["objpool/_cslice.pyx"]),
-            Extension("objpool._cbufferpool", ["objpool/_cbufferpool.pyx"]),
-            Extension("objpool._cdecoder", ["objpool/_cdecoder.pyx"]),
-            Extension("objpool._csystem", ["objpool/_csystem.pyx"]),
-            Extension("objpool._cpooledbuffer", ["objpool/_cpooledbuffer.pyx"]),
-            Extension("objpool._cbufpool", ["objpool/_cbufpool.pyx"]),
-            Extension("objpool._csizedpool", ["objpool/_csizedpool.pyx"]),
-        ],
+        [Extension(twin, [twin.replace(".", "/") + ".pyx"]) for twin in _twins()],
         compiler_directives={"language_level": 3},
         quiet=True,
     )

@@ -31,7 +31,8 @@ TWINS = (
     "objpool._cbufpool",
     "objpool._csizedpool",
 )
-"""The compiled modules, built from the `.pyx` files of the same names."""
+"""The compiled modules, built from the `.pyx` files of the same names: the one list (setup.py
+reads it from this file; `tests/test_builds.py` checks the install and the sources against it)."""
 
 COMPILED = os.environ.get("OBJPOOL_PURE_PYTHON", "") in ("", "0") and all(
     importlib.util.find_spec(twin) is not None for twin in TWINS

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import subprocess
+from pathlib import Path
 
 import child
 import objpool
 from objpool import BufAllocation, BufPool, Pool, SizedPool
+from objpool._compiled import TWINS
 from objpool.sv2 import BufferPool, Decoder, Slice
 
 REPORT = (
@@ -36,3 +39,24 @@ def test_objpool_pure_python_at_run_time_runs_the_reference() -> None:
     assert _report(OBJPOOL_PURE_PYTHON="1") == ["False", "function", "objpool.sv2._slice", "objpool.sv2._codec"]
     default = _report(OBJPOOL_PURE_PYTHON="0")
     assert default[0] == str(objpool.COMPILED)
+
+
+def test_the_build_compiles_exactly_the_twins_listed_in_one_place() -> None:
+    """`objpool._compiled.TWINS` is the one list: setup.py reads it, the sources hold a
+    `.pyx` for each twin on it and no other, and a compiled install holds an extension
+    module for each and nothing else (a pure one holds none)."""
+    root = Path(objpool.__file__).parent
+    built = set()
+    suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    for path in root.rglob("*"):
+        name = ".".join(path.relative_to(root.parent).parts)
+        suffix = next((s for s in suffixes if name.endswith(s)), None)
+        if suffix is not None:
+            built.add(name[: -len(suffix)])
+    if objpool.COMPILED:
+        assert built == set(TWINS)
+    else:  # a pure install; or, run with OBJPOOL_PURE_PYTHON=1, a compiled one
+        assert built in (set(), set(TWINS))
+    sources = Path(__file__).resolve().parent.parent / "objpool"
+    pyx = {".".join(p.relative_to(sources.parent).with_suffix("").parts) for p in sources.rglob("*.pyx")}
+    assert pyx == set(TWINS)
