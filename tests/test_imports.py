@@ -9,9 +9,9 @@ import ast
 import re
 from pathlib import Path
 
-import objpool
-
-ROOT = Path(objpool.__file__).parent
+# The sources beside these tests (the checkout, or the unpacked sdist), not the installed
+# package: an installed wheel holds the compiled modules, not their .pyx sources.
+ROOT = Path(__file__).resolve().parent.parent / "objpool"
 PYX_IMPORT = re.compile(r"^\s*(?:from\s+(objpool[\w.]*)\s+c?import|c?import\s+(objpool[\w.]*))", re.MULTILINE)
 
 
