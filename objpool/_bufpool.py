@@ -17,7 +17,10 @@ budget while the head waits for enough to come back.
 Memory reuse: a released block goes to an idle list by size class (the request's buffer count
 rounded up to a power of two), and a later request of the same class reuses it without a new
 allocation; `trim()` frees the idle blocks. The budget counts the bytes handed out
-(`n * buffer_size`); the block behind an allocation may be up to twice that (its class).
+(`n * buffer_size`; the block behind an allocation may be up to twice that, its class) and
+the idle blocks: `_in_use + _idle_buffers <= _budget` always. A new block first gives up idle
+ones (largest class first, oldest first within it), and a released block that would not fit
+is freed rather than kept; given-up blocks are freed after the section (`_evicted`).
 """
 
 from __future__ import annotations
