@@ -108,7 +108,7 @@ class Buffer(Protocol):
 class _SystemMemoryCore:
     """`BufferFromSystemMemory`'s hot path: `get_writable`, `get_data_owned` and their state.
 
-    When the install compiled it, `objpool._csystem.SystemMemoryCore` replaces this class:
+    When the install compiled it, `objpool.sv2._cbuffer.SystemMemoryCore` replaces this class:
     the same methods and messages, checked by the same tests.
     """
 
@@ -158,7 +158,7 @@ class _SystemMemoryCore:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
-    from .._csystem import SystemMemoryCore as _SystemMemoryCore
+    from ._cbuffer import SystemMemoryCore as _SystemMemoryCore
 
 
 class BufferFromSystemMemory(_SystemMemoryCore, Buffer):

@@ -65,7 +65,7 @@ _CLEAR: Final = (0xFF,) + tuple(0xFF ^ (0x80 >> i) for i in range(8))
 class _BufferPoolCore:
     """`BufferPool`'s hot path: `get_writable` and `get_data_owned`, and the state they touch.
 
-    When the install compiled it, `objpool._cbufferpool.BufferPoolCore` replaces this class:
+    When the install compiled it, `objpool.sv2._cbuffer_pool.BufferPoolCore` replaces this class:
     the same methods and messages, checked by the same tests. Everything else (the ported
     algorithm's slow paths) stays in `BufferPool`, which the core calls back into.
     """
@@ -213,7 +213,7 @@ class _BufferPoolCore:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
-    from .._cbufferpool import BufferPoolCore as _BufferPoolCore
+    from ._cbuffer_pool import BufferPoolCore as _BufferPoolCore
 
 
 class BufferPool(_BufferPoolCore, Buffer):

@@ -50,7 +50,7 @@ _BROKEN: Final = _Phase.BROKEN
 class _DecoderCore:
     """`Decoder`'s hot path: `feed()` with whole headers at hand, and completing a frame.
 
-    When the install compiled it, `objpool._cdecoder.DecoderCore` replaces this class: the
+    When the install compiled it, `objpool.sv2._ccodec.DecoderCore` replaces this class: the
     same methods and messages, checked by the same tests. Everything else stays in
     `Decoder`, which the core calls back into.
     """
@@ -201,7 +201,7 @@ class _DecoderCore:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
-    from .._cdecoder import DecoderCore as _DecoderCore
+    from ._ccodec import DecoderCore as _DecoderCore
 
 
 @final

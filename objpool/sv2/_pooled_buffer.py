@@ -30,7 +30,7 @@ _adopt = Slice._adopt
 class _PooledBufferCore:
     """`PooledBuffer`'s hot path: `get_writable`, `get_data_owned` and the state they touch.
 
-    When the install compiled it, `objpool._cpooledbuffer.PooledBufferCore` replaces this
+    When the install compiled it, `objpool.sv2._cpooled_buffer.PooledBufferCore` replaces this
     class: the same methods and messages, checked by the same tests. The rare paths stay in
     `PooledBuffer`, which the core calls back into.
     """
@@ -131,7 +131,7 @@ class _PooledBufferCore:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
-    from .._cpooledbuffer import PooledBufferCore as _PooledBufferCore
+    from ._cpooled_buffer import PooledBufferCore as _PooledBufferCore
 
 
 class PooledBuffer(_PooledBufferCore, Buffer):

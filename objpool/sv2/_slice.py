@@ -1,6 +1,6 @@
 """`Slice`: one contiguous run of bytes handed over by an Sv2 `Buffer`.
 
-This module is the reference for both builds: where the install compiled `objpool/_cslice.pyx`,
+This module is the reference for both builds: where the install compiled `objpool/sv2/_cslice.pyx`,
 its `Slice` replaces the one below, with the same behaviour and messages.
 
 Invariant: a live `Slice` is the only owner of its bytes. Releasing it (explicitly, by
@@ -307,4 +307,4 @@ class Slice:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python class above, the reference
-    from .._cslice import Slice
+    from ._cslice import Slice

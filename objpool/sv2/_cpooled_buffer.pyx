@@ -9,7 +9,7 @@ the install has and keeps the rare paths (system-memory fallback, giving a buffe
 
 from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cpool cimport OwnedRef, PoolCore
-from objpool._cslice cimport _make
+from objpool.sv2._cslice cimport _make
 from objpool._errors import PoolClosedError, PoolExhaustedError
 from objpool.sv2._sizes import MAX_SIZE, check_size
 

@@ -12,7 +12,7 @@ reads or writes is a public attribute. Containers are typed `object`, so that a
 `BufferPool.__new__(BufferPool)` never initialised raises instead of crashing.
 """
 
-from objpool._cslice cimport _make
+from objpool.sv2._cslice cimport _make
 from objpool.sv2._sizes import MAX_SIZE, check_size
 from objpool.sv2._modes import POOL_CAPACITY, PoolMode
 

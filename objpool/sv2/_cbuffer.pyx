@@ -6,7 +6,7 @@ message, and this class repeats it for speed (CPython's heapq/_heapq pattern); t
 runs against both builds.
 """
 
-from objpool._cslice cimport _make
+from objpool.sv2._cslice cimport _make
 from objpool.sv2._sizes import MIN_ALLOC as _MIN_ALLOC, NO_BYTES as _NO_BYTES, MAX_SIZE, check_size
 
 cdef object _MAX_SIZE = MAX_SIZE

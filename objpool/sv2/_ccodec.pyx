@@ -99,6 +99,10 @@ cdef class DecoderCore:
     cdef object _begin_c(self, Py_ssize_t raw_ext, Py_ssize_t type_len, object src, Py_ssize_t pos, Py_ssize_t avail):
         cdef Py_ssize_t length, size, step, take
         length = type_len >> 8
+        # The header rules, tested inline so that a good header costs no call (calling the
+        # reference's `_check_header` on every frame measured +1,350 Ir, 10% of a 64-byte
+        # frame's feed); a bad one goes to it for the message. The differential test's header
+        # sweep (tests/differential_driver.py) proves both copies refuse the same headers.
         if length > self._max_payload or (raw_ext & _CHANNEL_MSG_FLAG and length < _CHANNEL_ID_LEN):
             try:
                 self._check_header(raw_ext, length)  # raises, naming the rule
