@@ -334,13 +334,19 @@ def _sole_holder_count() -> int:
     if not _COUNTS_ARE_EXACT:
         return 0
     trace, profile = sys.gettrace(), sys.getprofile()
-    sys.settrace(None)
-    sys.setprofile(None)
+    # A C profiler (cProfile) shows as an object `setprofile` cannot take back; it keeps no
+    # frame alive, so it stays on. A Python tracer or profiler is a callable.
+    if callable(trace):
+        sys.settrace(None)
+    if callable(profile):
+        sys.setprofile(None)
     try:
         return min(_measure_sole_holder() for _ in range(3))
     finally:
-        sys.settrace(trace)
-        sys.setprofile(profile)
+        if callable(trace):
+            sys.settrace(trace)
+        if callable(profile):
+            sys.setprofile(profile)
 
 
 def _measure_sole_holder() -> int:

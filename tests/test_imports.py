@@ -1,13 +1,18 @@
 """The package's import graph has no cycle: no two modules import each other, directly or
 through others, and so no module works only because of where an import line stands (a
 compiled twin importing back from its half-loaded reference, say). Read from the sources,
-`.py` and `.pyx` alike, `TYPE_CHECKING` imports included; the benchmark is left out."""
+`.py` and `.pyx` alike, `TYPE_CHECKING` imports included; and each module, imported first in
+an interpreter that has loaded no other objpool module, imports."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
+
+import child
+from objpool._compiled import TWINS, _built
 
 # The sources beside these tests (the checkout, or the unpacked sdist), not the installed
 # package: an installed wheel holds the compiled modules, not their .pyx sources.
@@ -76,3 +81,30 @@ def test_no_module_imports_itself_through_others() -> None:
         if name not in state:
             visit(name, [name])
     assert [] == cycles
+
+
+def test_each_module_imports_first_in_a_fresh_interpreter() -> None:
+    """What the static graph cannot see (an import inside a function, a name asked of a
+    half-loaded module) shows when a module is the first one imported. One child process
+    forks a fresh copy of itself per module (see tests/import_first.py)."""
+    modules = sorted(name for name in graph() if name not in TWINS or _built(name))
+    assert len(modules) > 30
+    proc = subprocess.run(
+        child.python(str(Path(__file__).parent / "import_first.py"), *modules),
+        env=child.environment(), capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_objpool_imports_under_cprofile(tmp_path: Path) -> None:
+    """Importing suspends a Python tracer while it calibrates handle reuse; a C profiler
+    (cProfile) cannot be handed back to `sys.setprofile` and stays on: `python -m cProfile
+    app.py` once failed at `import objpool`."""
+    script = tmp_path / "app.py"
+    script.write_text("import objpool\nprint('imported', objpool.COMPILED)\n")
+    proc = subprocess.run(
+        child.python("-m", "cProfile", "-o", str(tmp_path / "out.prof"), str(script)),
+        env=child.environment(), capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("imported")
