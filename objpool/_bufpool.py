@@ -6,13 +6,16 @@ than `_budget`; every change to it, to the idle blocks and to the line happens u
 which guards only that bookkeeping (no user code, no allocation of a buffer's memory runs
 under it). A leak is found by the garbage collector, which may run inside a locked section
 on the same thread, so it only appends to `_leaked` (atomic); the budget comes back at the
-next call that needs it (`_drain_leaks`), and waiters look for it as they do in `Pool`. Budget handed to a waiter belongs to that waiter until it either returns an
-allocation or gives the budget back (timeout, cancellation, interrupt), so none is lost.
+next call that needs it (`_drain_leaks`), and waiters look for it as they do in `Pool`.
 
-Fairness: first come, first served, with head-of-line blocking: while the oldest waiter's
-request does not fit, later (smaller) requests wait behind it even if they would fit. That is
-what keeps a large request from being starved by a stream of small ones; the price is idle
-budget while the head waits for enough to come back.
+Waiting: on `Pool`'s line (`objpool._waiting`), whose lock is `_lock`: a waiter asks for its
+`n` buffers, and the section that grants them charges the budget (`_grant`). Budget granted
+to a waiter belongs to that waiter until it either returns an allocation or gives the budget
+back (timeout, cancellation, interrupt), so none is lost. First come, first served, with
+head-of-line blocking: while the oldest waiter's request does not fit, later (smaller)
+requests wait behind it even if they would fit. That is what keeps a large request from
+being starved by a stream of small ones; the price is idle budget while the head waits for
+enough to come back.
 
 Memory reuse: a released block goes to an idle list by size class (the request's buffer count
 rounded up to a power of two), and a later request of the same class reuses it without a new
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn, final
@@ -40,26 +42,13 @@ from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, Stale
 from ._locking import take_contended
 from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._views import release_all, remember
-from ._waiting import (
-    NO_WAIT,
-    TaskWaiter,
-    ThreadWaiter,
-    Waiter,
-    deadline_of,
-    expired,
-    next_nap,
-)
+from ._waiting import NO_WAIT, Line, Waiter, wait, wait_async
 from ._warn import allocation_site, warn_user
 
 __all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
 
 _RELEASED: Final = "this BufAllocation was released; its buffers belong to the pool again"
 _COUNTS: Final = 10  # stats(): the ints read in one section (see BufPool._read_counts)
-
-
-def _entry(n: int, waiter: Waiter) -> tuple[int, Waiter]:
-    """A waiter's place in the line, built before the locked section that queues it."""
-    return (n, waiter)
 
 
 @final
@@ -234,6 +223,7 @@ class _BufPoolCore:
 
     __slots__ = (
         "_allocations",
+        "_blocked",
         "_budget",
         "_buffer_size",
         "_closed",
@@ -248,6 +238,7 @@ class _BufPoolCore:
         "_lock",
     )
     _allocations: int
+    _blocked: bool  # closed, or someone waits: kept by objpool._waiting.Line, hot-path tested
     _budget: int  # in buffers
     _buffer_size: int
     _closed: bool
@@ -258,8 +249,8 @@ class _BufPoolCore:
     _idle_buffers: int  # buffers in the idle blocks: _in_use + _idle_buffers <= _budget, always
     _in_use: int
     _lent: int  # budget charges outstanding: live allocations, and grants on their way
-    _line: deque[tuple[int, Waiter]]
-    _lock: threading.Lock
+    _line: Line
+    _lock: threading.Lock  # the line's lock too
 
     def allocate(self, n: int, timeout: float | None = NO_WAIT) -> BufAllocation:
         """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
@@ -283,7 +274,7 @@ class _BufPoolCore:
         locked = False
         try:
             locked = take_contended(lock) if lock.locked() else lock.acquire()  # not `with`: see _locking
-            if not self._line and not self._closed and self._in_use + n <= self._budget:
+            if not self._blocked and self._in_use + n <= self._budget:
                 in_use = self._in_use = self._in_use + n
                 if in_use > self._high_water:
                     self._high_water = in_use
@@ -320,8 +311,7 @@ class _BufPoolCore:
     def _give_back(self, n: int, block: bytearray | None) -> None:
         """Return `n` buffers' budget (and their block for reuse) and serve the line.
 
-        Waiters are served one per locked section, woken after it, so that no section
-        allocates (see the module docstring). `n == 0` only serves the line.
+        `n == 0` only serves the line (a waiter leaving may unblock the ones behind it).
         """
         entry = None if block is None else (time.monotonic(), block)  # built before the section
         lock = self._lock
@@ -336,49 +326,14 @@ class _BufPoolCore:
                 if self._in_use + self._idle_buffers + buffers <= self._budget:  # else freed
                     self._idle[buffers.bit_length() - 1].append(entry)
                     self._idle_buffers += buffers
-            waiter = self._grant_head() if self._line else None
         finally:
             if locked:
                 lock.release()
-        if self._evicted:
-            self._free_evicted()
-        while waiter is not None:
-            if not waiter.wake():  # its event loop closed: it will never take the budget
-                self._leave_granted(waiter)
-            waiter = self._grant_next()
+        if self._blocked:  # given back first, then tested: see objpool._waiting
+            self._serve()
 
-    def _grant_next(self) -> Waiter | None:
-        locked = False
-        try:
-            locked = self._lock.acquire()
-            return self._grant_head() if self._line else None
-        finally:
-            if locked:
-                self._lock.release()
-                if self._evicted:
-                    self._free_evicted()
-
-    def _grant_head(self) -> Waiter | None:
-        """Under the lock: charge the oldest waiter's request if it fits (head-of-line
-        blocking: nobody passes it), take it out of the line, and return it to be woken."""
-        entry = self._line[0]  # not unpacked: 3.11's unspecialised unpacking makes an iterator
-        need = entry[0]
-        waiter = entry[1]
-        in_use = self._in_use + need
-        if in_use > self._budget:
-            return None
-        # Charged and recorded with no call between (a call is where an interrupt lands):
-        # the grant sits on the waiter until its allocation holds it.
-        self._in_use = in_use
-        waiter.index = need
-        self._allocations += 1
-        self._lent += 1
-        if in_use > self._high_water:
-            self._high_water = in_use
-        if in_use + self._idle_buffers > self._budget:
-            self._evict()
-        self._line.popleft()
-        return waiter
+    def _serve(self) -> None:
+        raise NotImplementedError  # BufPool's
 
     def _evict(self) -> None:
         raise NotImplementedError  # BufPool's
@@ -390,9 +345,6 @@ class _BufPoolCore:
         raise NotImplementedError  # BufPool's
 
     def _lend_failed(self, claim: list[int]) -> None:
-        raise NotImplementedError  # BufPool's
-
-    def _leave_granted(self, waiter: Waiter) -> None:
         raise NotImplementedError  # BufPool's
 
     def _on_leak(self, n: int, allocation: BufAllocation) -> None:
@@ -445,9 +397,10 @@ class BufPool(_BufPoolCore):
         self._idle = [[] for _ in range((self._budget - 1).bit_length() + 1)]
         self._idle_buffers = 0
         self._evicted: list[bytearray] = []
-        self._line: deque[tuple[int, Waiter]] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self._blocked = False
+        self._line = Line(self, self._lock)  # one lock guards the budget and the line
         self._allocations = 0
         self._lent = 0
         self._hits = 0
@@ -499,36 +452,15 @@ class BufPool(_BufPoolCore):
         return n
 
     def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
-        """`allocate()` when the request does not fit at once: wait, or raise.
-
-        From joining the line to the `return`, every exit (a timeout, `close()`, an interrupt,
-        any exception) either returns an allocation or gives the budget granted back: the
-        grant waits on `waiter.index` until an allocation holds it.
-        """
+        """`allocate()` when the request does not fit at once: wait (see
+        `objpool._waiting.wait`), or raise."""
         self._drain_leaks()
         allocation = self._lend_if_fits(n)  # raises if closed
         if allocation is not None:
             return allocation
         if timeout == 0:
             raise self._exhausted_error(n, timeout)
-        deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
-        started = time.monotonic()
-        waiter = ThreadWaiter()
-        entry = _entry(n, waiter)
-        try:
-            self._join(entry)
-            while waiter.index is None and not waiter.closed:
-                if waiter.sleep(next_nap(deadline, self._is_first(waiter))):
-                    continue  # woken: granted, or closed
-                self._drain_leaks()  # the collector that finds a leak wakes nobody
-                if expired(deadline):
-                    self._waited(started)
-                    return self._give_up(entry, timeout)
-            self._waited(started)  # before the lend: nothing may run between it and the return
-            return self._lend_handed(waiter)
-        except BaseException:
-            self._leave(entry)
-            raise
+        return wait(self, n, timeout)
 
     def acquire(self, n: int, timeout: float | None = None) -> Acquisition[BufAllocation, BufAllocation]:
         """`allocate()` for asyncio: `a = await pool.acquire(n)` or `async with pool.acquire(n) as a:`.
@@ -544,29 +476,12 @@ class BufPool(_BufPoolCore):
 
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
         self._drain_leaks()
-        allocation = self._lend_if_fits(n)
+        allocation = self._lend_if_fits(n)  # raises if closed
         if allocation is not None:
             return allocation
         if timeout == 0:
             raise self._exhausted_error(n, timeout)
-        deadline = deadline_of(timeout)
-        started = time.monotonic()
-        waiter = TaskWaiter(asyncio.get_running_loop())
-        entry = _entry(n, waiter)
-        try:
-            self._join(entry)
-            while waiter.index is None and not waiter.closed:
-                if await waiter.sleep(next_nap(deadline, self._is_first(waiter))):
-                    continue
-                self._drain_leaks()  # the collector that finds a leak wakes nobody
-                if expired(deadline):
-                    self._waited(started)
-                    return self._give_up(entry, timeout)
-            self._waited(started)  # before the lend: nothing may run between it and the return
-            return self._lend_handed(waiter)
-        except BaseException:
-            self._leave(entry)
-            raise
+        return await wait_async(self, n, timeout)
 
     # -- the budget, under the lock. Each section opens its own method, so that a collection
     # -- made due by the caller's allocations runs at the call, before the lock is taken. --
@@ -579,10 +494,10 @@ class BufPool(_BufPoolCore):
             if self._closed:
                 raise PoolClosedError(f"{self!r} is closed and lends nothing more")
             in_use = self._in_use + n
-            if self._line or in_use > self._budget:
+            if self._blocked or in_use > self._budget:
                 return False
             self._in_use = in_use
-            claim[0] = n  # with no call between: see _grant_head
+            claim[0] = n  # with no call between: see _grant
             self._allocations += 1
             self._lent += 1
             if in_use > self._high_water:
@@ -596,89 +511,71 @@ class BufPool(_BufPoolCore):
                 if self._evicted:
                     self._free_evicted()
 
-    def _is_first(self, waiter: Waiter) -> bool:
-        """Whether `waiter` heads the line: read without the lock, a hint for how often to poll."""
-        try:
-            return self._line[0][1] is waiter
-        except IndexError:
+    # -- waiting (see objpool._waiting) ------------------------------------------------
+
+    def _grant(self, waiter: Waiter) -> bool:
+        """Under the lock (the line's): charge `waiter.need` buffers to it if they fit."""
+        need = waiter.need
+        in_use = self._in_use + need
+        if in_use > self._budget:
             return False
+        # Charged and recorded with no call between (a call is where an interrupt lands).
+        self._in_use = in_use
+        waiter.grant = need
+        self._allocations += 1
+        self._lent += 1
+        if in_use > self._high_water:
+            self._high_water = in_use
+        if in_use + self._idle_buffers > self._budget:
+            self._evict()  # freed by the waiter's lend, or the next serve (_free_evicted)
+        return True
 
-    def _join(self, entry: tuple[int, Waiter]) -> None:
-        """Grant `entry`'s request at once if it fits and nobody is ahead, else queue it."""
+    def _return_grant(self, grant: int) -> None:
+        """A grant whose waiter can never wake (its loop closed) comes back, serving nobody."""
         locked = False
         try:
             locked = self._lock.acquire()
-            if self._closed:
-                raise PoolClosedError(f"{self!r} is closed and lends nothing more")
-            n = entry[0]  # not unpacked: see _grant_head
-            waiter = entry[1]
-            in_use = self._in_use + n
-            if not self._line and in_use <= self._budget:
-                self._in_use = in_use
-                waiter.index = n  # with no call between: see _grant_head
-                self._allocations += 1
-                self._lent += 1
-                if in_use > self._high_water:
-                    self._high_water = in_use
-                if in_use + self._idle_buffers > self._budget:
-                    self._evict()
-                return
-            self._line.append(entry)
+            self._in_use -= grant
+            self._lent -= 1
         finally:
             if locked:
                 self._lock.release()
-                if self._evicted:
-                    self._free_evicted()
 
-    def _withdraw(self, entry: tuple[int, Waiter]) -> int | None:
-        """Take `entry` out of the line; or, if budget was granted to it already, that grant."""
-        locked = False
-        try:
-            locked = self._lock.acquire()
-            waiter = entry[1]
-            granted, waiter.index = waiter.index, None
-            if granted is None and entry in self._line:  # tested first: no exception to build
-                self._line.remove(entry)
-        finally:
-            if locked:
-                self._lock.release()
-        return granted
+    def _serve(self) -> None:
+        self._line.serve()
+        if self._evicted:
+            self._free_evicted()
 
-    def _leave(self, entry: tuple[int, Waiter]) -> None:
+    def _recover_for_waiters(self) -> None:
+        self._drain_leaks()  # the collector that finds a leak wakes nobody
+
+    def _leave(self, waiter: Waiter) -> None:
         # A grant the waiter will not use goes on; and a waiter leaving may unblock the line
         # behind a head that could not be served. Either way: give back and serve.
-        self._give_back(self._withdraw(entry) or 0, None)
+        self._give_back(self._line.leave(waiter) or 0, None)
 
-    def _leave_granted(self, waiter: Waiter) -> None:
-        """A waiter that can never wake (its loop closed) gives its grant back."""
-        locked = False
-        try:
-            locked = self._lock.acquire()
-            granted, waiter.index = waiter.index, None
-        finally:
-            if locked:
-                self._lock.release()
-        if granted is not None:
-            self._give_back(granted, None)
-
-    def _give_up(self, entry: tuple[int, Waiter], timeout: float | None) -> BufAllocation:
-        n, waiter = entry
-        waiter.index = self._withdraw(entry)  # kept on the waiter until an allocation holds it
-        if waiter.index is not None:  # granted as the wait ran out: it is ours
+    def _give_up(self, waiter: Waiter, timeout: float | None) -> BufAllocation:
+        """The deadline passed: leave the line, unless granted meanwhile (then lend)."""
+        waiter.grant = self._line.leave(waiter)  # kept on the waiter until an allocation holds it
+        if waiter.grant is not None:  # granted as the wait ran out: it is ours
             return self._lend_handed(waiter)
+        self._waited(waiter.since)
         self._give_back(0, None)  # the line behind us may fit now
         if waiter.closed:
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
-        raise self._exhausted_error(n, timeout)
+        raise self._exhausted_error(waiter.need, timeout)
 
     def _lend_handed(self, waiter: Waiter) -> BufAllocation:
         """The allocation for the budget granted to `waiter` (which holds the grant until the
         claim does, so that the waiting frame's cleanup finds it wherever an interrupt lands)."""
-        n = waiter.index
+        if self._evicted:  # blocks given up to make room for this grant
+            self._free_evicted()
+        self._waited(waiter.since)  # before the lend: nothing may run between it and the return
+        n = waiter.grant
         if n is None:
             raise PoolClosedError(f"{self!r} was closed while waiting for buffers")
         claim = [n]
-        waiter.index = None
+        waiter.grant = None
         try:
             return self._lend_granted(claim)
         except BaseException:
@@ -705,8 +602,8 @@ class BufPool(_BufPoolCore):
                 self._lock.release()
         free = self._budget - self._in_use
         text = f"{n} buffer{'s' if n != 1 else ''} of {self._buffer_size} bytes {'do' if n != 1 else 'does'} not fit: {free} of {self._budget} free"
-        if self._line:
-            text += f", {len(self._line)} waiting ahead"
+        if self._line.queue:
+            text += f", {len(self._line.queue)} waiting ahead"
         if timeout:
             text += f", within {timeout:g} s"
         return PoolExhaustedError(text)
@@ -844,26 +741,20 @@ class BufPool(_BufPoolCore):
         `PoolClosedError`; allocations still out stay valid, and their memory is freed
         when they are released."""
         fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built here: a
-        waiters = self._close(deque(), fresh)  # section allocates nothing
-        for _, waiter in waiters:
-            waiter.closed = True  # before the wake: a woken waiter reads it
-            waiter.wake()
+        self._close(fresh)  # section allocates nothing
+        self._line.close()
 
-    def _close(
-        self, fresh_line: deque[tuple[int, Waiter]], fresh_idle: list[list[tuple[float, bytearray]]]
-    ) -> deque[tuple[int, Waiter]]:
+    def _close(self, fresh_idle: list[list[tuple[float, bytearray]]]) -> None:
         locked = False
         try:
             locked = self._lock.acquire()
             self._closed = True
-            waiters = self._line
-            self._line = fresh_line  # swapped, not copied: the old line is woken outside the lock
+            self._blocked = True  # with _closed, in one section: the fast path tests only this
             self._idle = fresh_idle  # the old blocks are freed as the caller's frame ends
             self._idle_buffers = 0
         finally:
             if locked:
                 self._lock.release()
-        return waiters
 
     def deallocate(self, allocation: BufAllocation) -> None:
         """Give `allocation` back: the same as `allocation.release()`, checked to be this pool's.
@@ -898,7 +789,7 @@ class BufPool(_BufPoolCore):
 
     def forked_child(self) -> None:
         """In a child process: the parent's waiting threads are not there; forget them."""
-        self._line = deque()
+        self._line.clear_after_fork()
 
     def stats(self) -> BufPoolStats:
         """A snapshot of the counters, in bytes where they are sizes (leaks found since the
@@ -933,7 +824,7 @@ class BufPool(_BufPoolCore):
             counts[0] = self._in_use
             counts[1] = self._high_water
             counts[2] = self._idle_buffers
-            counts[3] = len(self._line)
+            counts[3] = len(self._line.queue)
             counts[4] = self._exhausted
             counts[5] = self._allocations
             counts[6] = self._lent

@@ -158,6 +158,7 @@ cdef class BufPoolCore:
     """`BufPool`'s hot path, compiled (see `_bufpool._BufPoolCore`)."""
 
     cdef public Py_ssize_t _allocations
+    cdef public bint _blocked  # closed, or someone waits: kept by objpool._waiting.Line
     cdef public Py_ssize_t _budget  # in buffers
     cdef public Py_ssize_t _buffer_size
     cdef public bint _closed
@@ -169,7 +170,7 @@ cdef class BufPoolCore:
     cdef public Py_ssize_t _in_use
     cdef public Py_ssize_t _lent  # budget charges outstanding
     cdef public object _line
-    cdef public object _lock
+    cdef public object _lock  # the line's lock too
 
     def allocate(self, n, timeout=_NO_WAIT):
         """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
@@ -196,7 +197,7 @@ cdef class BufPoolCore:
         lock = self._lock
         lock.acquire()
         try:
-            if not self._line and not self._closed and self._in_use + count <= self._budget:
+            if not self._blocked and self._in_use + count <= self._budget:
                 self._in_use += count
                 if self._in_use > self._high_water:
                     self._high_water = self._in_use
@@ -243,23 +244,11 @@ cdef class BufPoolCore:
                         k += 1
                     (<list>self._idle[k]).append(entry)
                     self._idle_buffers += size_class
-            waiter = self._grant_head_c() if self._line else None
         finally:
             lock.release()
-        if self._evicted:
-            self._free_evicted()
-        while waiter is not None:  # woken one per section, outside it, as in _bufpool.py
-            if not waiter.wake():  # its event loop closed: it will never take the budget
-                self._leave_granted(waiter)
-            waiter = self._grant_next()
+        if self._blocked:  # given back first, then tested: see objpool._waiting
+            self._serve()
         return 0
-
-    def _grant_next(self):
-        with self._lock:
-            waiter = self._grant_head_c() if self._line else None
-        if self._evicted:
-            self._free_evicted()
-        return waiter
 
     cdef int _evict_c(self) except -1:
         """Under the lock: see `_bufpool.BufPool._evict`."""
@@ -272,23 +261,3 @@ cdef class BufPoolCore:
                 self._evicted.append(entries.pop(0)[1])
                 self._idle_buffers -= (<Py_ssize_t>1) << k
         return 0
-
-    def _grant_head(self):
-        """Under the lock: see `_bufpool._BufPoolCore._grant_head`."""
-        return self._grant_head_c()
-
-    cdef object _grant_head_c(self):
-        cdef Py_ssize_t need
-        need, waiter = self._line[0]
-        if self._in_use + need > self._budget:
-            return None
-        self._in_use += need
-        if self._in_use > self._high_water:
-            self._high_water = self._in_use
-        self._allocations += 1
-        self._lent += 1
-        waiter.index = need  # the grant sits on the waiter until its allocation holds it
-        if self._in_use + self._idle_buffers > self._budget:
-            self._evict_c()
-        self._line.popleft()
-        return waiter

@@ -39,7 +39,7 @@ from ._acquisition import Acquisition
 from ._errors import NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._ownedref import OwnedRef
 from ._validate import check_callable, check_optional_str, check_seconds, check_size, reject
-from ._waiting import NO_WAIT, Line, TaskWaiter, ThreadWaiter, Waiter, deadline_of, expired, next_nap
+from ._waiting import NO_WAIT, Line, Waiter, pop_or_none, wait, wait_async
 from ._warn import allocation_site, warn_user
 
 __all__ = ["COMPILED", "Pool", "PoolStats", "Reset"]
@@ -541,54 +541,20 @@ class Pool(_PoolCore[T]):
         return self._wait(timeout)
 
     def _wait(self, timeout: float | None) -> OwnedRef[T]:
-        """Queue behind earlier waiters and park this thread until handed an index.
-
-        From joining the line to the `return`, every exit (a timeout, `close()`, an interrupt,
-        any exception) either returns the index handed over or gives it back: the index
-        waits on `waiter.index` until this frame returns it (see `Line.join`).
-        """
+        """Queue behind earlier waiters and park this thread until handed an index (see
+        `objpool._waiting.wait`)."""
         if timeout == 0:
             raise self._exhausted_error(timeout)
-        deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
-        waiter = ThreadWaiter()
-        try:
-            self._line.join(waiter, self._free)
-            while waiter.index is None and not waiter.closed:
-                if waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
-                    continue  # woken: handed an index, or closed
-                self._recover_for_waiters()
-                if expired(deadline):
-                    return self._give_up(waiter, timeout)
-            return self._lend_handed(waiter)
-        except BaseException:  # an interrupt anywhere in the wait: never lose an index
-            self._leave(waiter)
-            raise
-
-    async def _wait_async(self, timeout: float | None) -> OwnedRef[T]:
-        """`_wait` for an asyncio task: the event loop runs on while it waits."""
-        deadline = deadline_of(timeout)
-        waiter = TaskWaiter(asyncio.get_running_loop())
-        try:
-            self._line.join(waiter, self._free)
-            while waiter.index is None and not waiter.closed:
-                if await waiter.sleep(next_nap(deadline, self._line.is_first(waiter))):
-                    continue
-                self._recover_for_waiters()
-                if expired(deadline):
-                    return self._give_up(waiter, timeout)
-            return self._lend_handed(waiter)
-        except BaseException:  # cancelled, perhaps at the very moment of a hand-off
-            self._leave(waiter)
-            raise
+        return wait(self, 1, timeout)
 
     def _lend_handed(self, waiter: Waiter) -> OwnedRef[T]:
         """A live handle on the slot handed to `waiter` (which holds it until the claim does,
         so that the waiting frame's cleanup finds it wherever an interrupt lands)."""
-        index = waiter.index
+        index = waiter.grant
         if index is None:  # woken by close()
             raise PoolClosedError(f"{self!r} was closed while waiting for an object")
         claim = [index]
-        waiter.index = None
+        waiter.grant = None
         try:
             return self._lend_claimed(claim)
         except BaseException:
@@ -615,8 +581,8 @@ class Pool(_PoolCore[T]):
 
     def _give_up(self, waiter: Waiter, timeout: float | None) -> OwnedRef[T]:
         """The deadline passed: leave the line, unless an index was handed over meanwhile."""
-        waiter.index = self._line.leave(waiter)  # kept on the waiter until a handle holds it
-        if waiter.index is not None:  # handed over as the wait ran out: it is ours, take it
+        waiter.grant = self._line.leave(waiter)  # kept on the waiter until a handle holds it
+        if waiter.grant is not None:  # handed over as the wait ran out: it is ours, take it
             return self._lend_handed(waiter)
         if waiter.closed:
             raise PoolClosedError(f"{self!r} was closed while waiting for an object")
@@ -633,7 +599,15 @@ class Pool(_PoolCore[T]):
             self._serve()
 
     def _serve(self) -> None:
-        self._line.serve(self._free)
+        self._line.serve()
+
+    def _grant(self, waiter: Waiter) -> bool:
+        """Under the line's lock: a free index for `waiter` (whose need is always 1 here)."""
+        waiter.grant = pop_or_none(self._free)
+        return waiter.grant is not None
+
+    def _return_grant(self, grant: int) -> None:
+        self._free.append(grant)
 
     def acquire(self, timeout: float | None = None) -> Acquisition[OwnedRef[T], T]:
         """Wait for an object from asyncio: `ref = await pool.acquire()`, or
@@ -665,7 +639,7 @@ class Pool(_PoolCore[T]):
                 return ref
         if timeout == 0:
             raise self._exhausted_error(timeout)
-        return await self._wait_async(timeout)
+        return await wait_async(self, 1, timeout)
 
     def _on_leak(self, index: int, ref: OwnedRef[T]) -> None:
         # Called from OwnedRef.__del__, possibly inside the garbage collector, on any

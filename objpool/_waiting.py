@@ -1,22 +1,33 @@
-"""Waiting for a pooled object: one fair line of threads and asyncio tasks, served by hand-off.
+"""Waiting for capacity: one fair line of threads and asyncio tasks, served by hand-off.
 
-Invariant: a waiter is in the line from `join()` until it is handed an index (`serve`), the
-pool closes (`close`), or it leaves (`leave`: a timeout, a cancellation, an interrupt); every
-one of these moves happens under the line's lock, which guards nothing else and under which no
-user code runs. An index handed to a waiter belongs to that waiter: it returns it to its
-caller, or, leaving after the hand-off, gives it back to the pool, which serves the next
-waiter. So no index is lost however a wait ends, and none is handed out twice.
+`Pool` and `BufPool` wait on this one line, with this one wait loop (`wait`, `wait_async`,
+both driven by `naps`). A waiter asks for `need` units; what the pool grants it (a slot index
+in `Pool`, the `need` buffers charged in `BufPool`) goes to `waiter.grant`.
 
-No section under the line's lock makes an object the garbage collector tracks, calls out, or
-holds a `try` of its own (see `objpool._locking`): a collection started inside one could run a
-finaliser that releases into the same pool and so waits for this thread's own lock. Whatever a
-section needs (a fresh deque for `close`) is made before it, by the caller.
+Invariant: a waiter is in the line from `join()` until it is granted (`serve`), the pool
+closes (`close`), or it leaves (`leave`: a timeout, a cancellation, an interrupt); every one of
+these moves happens under the line's lock, under which no user code runs. A grant belongs to
+its waiter: it returns it to its caller or, leaving after the grant, gives it back to the
+pool, which serves the next waiter. So nothing is lost however a wait ends, and nothing is
+granted twice.
 
-Fairness: the line is first come, first served, threads and tasks alike, and while anyone
-waits a newcomer joins the line instead of taking a free object (`Pool.allocate` tests the
-line before the free stack). With nobody waiting the pool pays one test of a bool on release
-and none on allocate: the line keeps the pool's `_blocked` flag ("closed, or someone waits",
-written under the lock, read without it), which `allocate` tests instead of `_closed`.
+The line's lock is its own (`Pool`) or the pool's (`BufPool`, whose budget it then guards
+too: a grant charges the budget in the same section that takes the waiter out of the line).
+The pool grants with `_grant(waiter)`, called under that lock and allocation-free.
+
+No section under the line's lock makes an object the garbage collector tracks, calls user
+code, or holds a `try` of its own (see `objpool._locking`): a collection started inside one
+could run a finaliser that releases into the same pool and so waits for this thread's own
+lock. Whatever a section needs (a fresh deque for `close`) is made before it, by the caller.
+
+Fairness: first come, first served, threads and tasks alike, with head-of-line blocking: a
+waiter whose need cannot be granted yet holds up everyone behind it, even those whose smaller
+need would fit (that is what keeps a large `BufPool` request from being starved by a stream
+of small ones; the price is capacity left idle meanwhile). While anyone waits, a newcomer
+joins the line instead of taking free capacity: the line keeps the pool's `_blocked` flag
+("closed, or someone waits", written under the lock, read without it), which the pool's
+fast path tests instead of `_closed`. With nobody waiting the pool pays one test of a bool
+on release and none more on allocate.
 """
 
 from __future__ import annotations
@@ -25,22 +36,29 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Final, Protocol
+from collections.abc import Iterator
+from typing import Final, Protocol, TypeVar
+
+H = TypeVar("H", covariant=True)  # what a wait returns: a handle or an allocation
 
 
 __all__ = [
     "BACK_OF_LINE_POLL_S",
     "LEAK_POLL_S",
     "NO_WAIT",
-    "Flagged",
     "Line",
+    "Served",
     "TaskWaiter",
     "ThreadWaiter",
     "Waiter",
+    "Waits",
     "deadline_of",
     "expired",
+    "naps",
     "next_nap",
     "pop_or_none",
+    "wait",
+    "wait_async",
 ]
 
 NO_WAIT: Final = 0.0
@@ -61,21 +79,27 @@ mode, examples/sv2_proxy.py)."""
 
 
 class Waiter:
-    """One thread or task in a line: handed something, or told the pool closed.
+    """One thread or task in a line, asking for `need` units: granted, or told the pool closed.
 
-    `index` is what was handed over: a slot index in `Pool`'s line, the number of buffers
-    granted in `BufPool`'s; None while waiting.
+    `grant` is what the pool granted (a slot index in `Pool`, the buffers charged in
+    `BufPool`); None while waiting. `since` is when the wait began (monotonic seconds).
     """
 
-    __slots__ = ("closed", "index")
+    __slots__ = ("closed", "grant", "need", "since")
 
-    def __init__(self) -> None:
-        self.index: int | None = None
+    def __init__(self, need: int = 1) -> None:
+        self.grant: int | None = None
         self.closed = False
+        self.need = need
+        self.since = time.monotonic()
 
     def wake(self) -> bool:
-        """Tell the waiter to look at `index`/`closed`; False if it can never wake."""
+        """Tell the waiter to look at `grant`/`closed`; False if it can never wake."""
         raise NotImplementedError
+
+    def answered(self) -> bool:
+        """Whether it was granted, or told the pool closed: its wait is over."""
+        return self.grant is not None or self.closed
 
 
 class ThreadWaiter(Waiter):
@@ -83,8 +107,8 @@ class ThreadWaiter(Waiter):
 
     __slots__ = ("_parked",)
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, need: int = 1) -> None:
+        super().__init__(need)
         self._parked = threading.Lock()
         self._parked.acquire()
 
@@ -102,8 +126,8 @@ class TaskWaiter(Waiter):
 
     __slots__ = ("_future", "_loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+    def __init__(self, loop: asyncio.AbstractEventLoop, need: int = 1) -> None:
+        super().__init__(need)
         self._loop = loop
         # Resolved True by a wake, False when a nap runs out (then replaced for the next).
         self._future: asyncio.Future[bool] = loop.create_future()
@@ -152,11 +176,19 @@ def _nap_over(future: asyncio.Future[bool]) -> None:
         future.set_result(False)
 
 
-class Flagged(Protocol):
-    """The pool whose `_blocked` flag a `Line` keeps."""
+class Served(Protocol):
+    """The pool a `Line` serves: it keeps the pool's `_blocked` flag, and asks it for grants."""
 
     _blocked: bool
     _closed: bool
+
+    def _grant(self, waiter: Waiter) -> bool:
+        """Under the line's lock: grant `waiter.need` units if they are free, recorded in
+        `waiter.grant` with no call between taking them and the record (a call is where an
+        interrupt lands); whether it did. Allocation-free, and runs no user code."""
+
+    def _return_grant(self, grant: int) -> None:
+        """Take back a grant whose waiter can never wake (no lock held; serves nobody)."""
 
 
 class Line:
@@ -164,10 +196,11 @@ class Line:
 
     __slots__ = ("_lock", "_pool", "queue")
 
-    def __init__(self, pool: Flagged) -> None:
+    def __init__(self, pool: Served, lock: threading.Lock | None = None) -> None:
+        """`lock`: the pool's own, if it guards the pool's capacity; else the line makes one."""
         self.queue: deque[Waiter] = deque()
         self._pool = pool
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
 
     def _flag(self) -> None:
         # Under the lock. A bool: the hot path's truth test of it is the cheapest there is.
@@ -180,13 +213,13 @@ class Line:
         except IndexError:
             return False
 
-    def join(self, waiter: Waiter, free: list[int]) -> None:
-        """Hand `waiter` a free index if nobody is ahead, else queue it.
+    def join(self, waiter: Waiter) -> None:
+        """Grant `waiter` its need at once if nobody is ahead and it is free, else queue it.
 
-        The index goes to `waiter.index`, never through a return value: an interrupt that
-        lands after the hand-off then finds it on the waiter, and `leave()` gives it back.
-        On a closed pool the waiter is not queued (nobody would wake it): it comes back with
-        `closed` set. The section allocates nothing (see the module docstring).
+        The grant goes to `waiter.grant`, never through a return value: an interrupt that
+        lands after it then finds it on the waiter, and `leave()` gives it back. On a closed
+        pool the waiter is not queued (nobody would wake it): it comes back with `closed`
+        set. The section allocates nothing (see the module docstring).
         """
         locked = False
         try:
@@ -194,47 +227,43 @@ class Line:
             if self._pool._closed:  # closed after the caller looked: close() woke the line already
                 waiter.closed = True
                 return
-            if not self.queue and free:
-                waiter.index = pop_or_none(free)
-                if waiter.index is not None:
-                    return
+            if not self.queue and self._pool._grant(waiter):
+                return
             self.queue.append(waiter)
             self._flag()
         finally:
             if locked:
                 self._lock.release()
 
-    def serve(self, free: list[int]) -> None:
-        """Hand free indices to the oldest waiters, one each, while both last.
+    def serve(self) -> None:
+        """Grant the oldest waiters their needs, in order, while the head's need is free.
 
         One waiter per locked section, woken after it: the section allocates nothing and
-        calls nothing. The index is stored on the waiter before it leaves the line, so an
-        interrupt anywhere leaves it either free, or on a waiter that `leave()` or its own
-        next look finds.
+        calls nothing. The grant is stored on the waiter before it leaves the line, so an
+        interrupt anywhere leaves it either with the pool, or on a waiter that `leave()` or
+        its own next look finds.
         """
         while True:
-            waiter = self._hand_one(free)
+            waiter = self._grant_head()
             if waiter is None:
                 return
-            if not waiter.wake():  # its loop closed: take its index back, serve the next
-                taken = self.leave(waiter)
-                if taken is not None:
-                    free.append(taken)
+            if not waiter.wake():  # its loop closed: take its grant back, serve the next
+                grant = self.leave(waiter)
+                if grant is not None:
+                    self._pool._return_grant(grant)
 
-    def _hand_one(self, free: list[int]) -> Waiter | None:
+    def _grant_head(self) -> Waiter | None:
         locked = False
         try:
             locked = self._lock.acquire()
             queue = self.queue
-            if not queue or not free:
+            if not queue:
                 self._flag()
                 return None
             waiter = queue[0]
-            if waiter.index is None:  # else an interrupted serve handed it one already
-                waiter.index = pop_or_none(free)
-                if waiter.index is None:  # a newcomer took it meanwhile: nothing left to hand
-                    self._flag()
-                    return None
+            if waiter.grant is None and not self._pool._grant(waiter):  # else granted already
+                self._flag()  # head-of-line blocking: nobody passes it
+                return None
             queue.popleft()
             self._flag()
             return waiter
@@ -243,22 +272,23 @@ class Line:
                 self._lock.release()
 
     def leave(self, waiter: Waiter) -> int | None:
-        """`waiter` stops waiting: out of the line, or, if it was handed an index, that index."""
+        """`waiter` stops waiting: out of the line, or, if it was granted, its grant."""
         locked = False
         try:
             locked = self._lock.acquire()
-            index, waiter.index = waiter.index, None
-            if index is None:
+            grant, waiter.grant = waiter.grant, None
+            if grant is None:
                 if waiter in self.queue:  # else served or closed meanwhile; tested, not caught:
                     self.queue.remove(waiter)  # an exception is an object the collector tracks
                 self._flag()
-            return index
+            return grant
         finally:
             if locked:
                 self._lock.release()
 
     def close(self) -> None:
-        """Wake every waiter with `closed` set (the pool raises `PoolClosedError` in each)."""
+        """Wake every waiter with `closed` set (the pool raises `PoolClosedError` in each).
+        The pool has set its `_closed` first."""
         self._close(deque())  # built here: a section allocates nothing (module docstring)
 
     def _close(self, fresh: deque[Waiter]) -> None:
@@ -278,11 +308,83 @@ class Line:
     def clear_after_fork(self) -> None:
         """In a child process: forget every waiter (their threads and loops are the parent's).
 
-        Indices already handed to such a waiter are lost to the child, like handles held by
-        the parent's other threads.
+        Grants already made to such a waiter are lost to the child, like handles held by the
+        parent's other threads.
         """
         self.queue = deque()
         self._flag()
+
+
+class Waits(Served, Protocol[H]):
+    """A pool that waits on a `Line`: how a wait looks for capacity and how it ends."""
+
+    @property
+    def _line(self) -> Line: ...
+
+    def _recover_for_waiters(self) -> None:
+        """Take back capacity from leaks (the collector that finds one wakes nobody)."""
+
+    def _lend_handed(self, waiter: Waiter) -> H:
+        """What the wait returns, made from `waiter.grant` (held there until it holds it);
+        `PoolClosedError` if the waiter was woken by `close()`."""
+        ...
+
+    def _give_up(self, waiter: Waiter, timeout: float | None) -> H:
+        """The deadline passed: leave the line, unless granted meanwhile (then lend)."""
+        ...
+
+    def _leave(self, waiter: Waiter) -> None:
+        """The wait ends in an exception: out of the line, any grant given back."""
+
+
+def wait(pool: Waits[H], need: int, timeout: float | None) -> H:
+    """Queue behind earlier waiters and park this thread until granted `need` units.
+
+    From joining the line to the `return`, every exit (a timeout, `close()`, an interrupt,
+    any exception) either returns what the grant made or gives the grant back: it waits on
+    `waiter.grant` until the pool's `_lend_handed` holds it (see `Line.join`).
+    """
+    waiter = ThreadWaiter(need)
+    deadline = deadline_of(timeout)  # before joining: nothing may raise between join and try
+    try:
+        pool._line.join(waiter)
+        for nap in naps(pool, waiter, deadline):
+            waiter.sleep(nap)
+        return _end(pool, waiter, timeout)
+    except BaseException:  # an interrupt anywhere in the wait: never lose a grant
+        pool._leave(waiter)
+        raise
+
+
+async def wait_async(pool: Waits[H], need: int, timeout: float | None) -> H:
+    """`wait` for an asyncio task: the event loop runs on while it waits."""
+    waiter = TaskWaiter(asyncio.get_running_loop(), need)
+    deadline = deadline_of(timeout)
+    try:
+        pool._line.join(waiter)
+        for nap in naps(pool, waiter, deadline):
+            await waiter.sleep(nap)
+        return _end(pool, waiter, timeout)
+    except BaseException:  # cancelled, perhaps at the very moment of a grant
+        pool._leave(waiter)
+        raise
+
+
+def naps(pool: Waits[object], waiter: Waiter, deadline: float | None) -> Iterator[float]:
+    """The one wait loop: how long `waiter` parks next, until it is granted, the pool
+    closes, or `deadline` passes. Between naps it looks for capacity recovered from leaks."""
+    while not waiter.answered():
+        yield next_nap(deadline, pool._line.is_first(waiter))
+        if not waiter.answered():  # the nap ran out: nobody woke it
+            pool._recover_for_waiters()
+            if expired(deadline):
+                return
+
+
+def _end(pool: Waits[H], waiter: Waiter, timeout: float | None) -> H:
+    if waiter.answered():
+        return pool._lend_handed(waiter)
+    return pool._give_up(waiter, timeout)
 
 
 def pop_or_none(free: list[int]) -> int | None:

@@ -311,7 +311,7 @@ def test_a_thread_handed_an_object_as_its_wait_runs_out_keeps_it(monkeypatch: py
             ref.release()  # handed to the waiter, which is about to give up
         return real_expired(deadline)
 
-    monkeypatch.setattr("objpool._pool.expired", expired_with_a_release_at_that_instant)
+    monkeypatch.setattr("objpool._waiting.expired", expired_with_a_release_at_that_instant)
     got = pool.allocate(timeout=0.01)  # not PoolExhaustedError: the object is not lost
     assert got.alive and (pool.waiting, pool.lent) == (0, 1)
     got.release()
