@@ -5,14 +5,24 @@ identity, or a new one), which idle blocks are given up to make room (idle memor
 against the budget: the largest class first, the oldest first within it), what a release
 keeps, and every counter in `stats()`. Held allocations live in a plain list (Hypothesis
 keeps bundle values referenced, and an allocation must be truly dropped to test leaks).
+
+Waiters are asyncio tasks on a loop the machine runs between steps, so the order is exact.
+The model keeps the line: first come, first served, with head-of-line blocking; a release,
+a leak found, or a waiter leaving grants the head while its request fits, charging the
+budget (and giving up idle blocks to make room) at the grant; the task takes its class's
+newest idle block when it next runs. The edge cases are rules: a close with waiters in line,
+a cancellation before the grant, and a cancellation at the moment of the grant (the task
+granted, its wake-up not yet run), whose budget must go on to the next in line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from typing import Any
 
 import pytest
-from hypothesis import note
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -37,6 +47,10 @@ class BufPoolMachine(RuleBasedStateMachine):
         self.in_use = 0
         self.allocations = self.hits = self.leaks = self.exhausted = 0
         self.closed = False
+        self.loop = asyncio.new_event_loop()
+        self.line: list[tuple[int, asyncio.Task[Any]]] = []  # waiting, oldest first
+        self.granted: list[tuple[int, asyncio.Task[Any]]] = []  # granted, not yet run: in wake order
+        self.refused: list[tuple[asyncio.Task[Any], str]] = []  # closed: the message expected
 
     @initialize(budget=st.sampled_from([1, 5, 8, 13, 16]))
     def make_pool(self, budget: int) -> None:
@@ -70,6 +84,58 @@ class BufPoolMachine(RuleBasedStateMachine):
     def fits(self, n: int) -> bool:
         return self.in_use + n <= self.budget
 
+    def run_loop(self) -> None:
+        """Let every woken task run, and the grants their leaving makes, to the end."""
+
+        async def settle() -> None:
+            for _ in range(20):
+                await asyncio.sleep(0)
+
+        self.loop.run_until_complete(settle())
+
+    def charge(self, n: int) -> None:
+        """A grant (or a lend by the waiting path): charged now, idle blocks given up to make
+        room; the block is taken when the task runs (`take_block`)."""
+        self.in_use += n
+        self.allocations += 1
+        self.evict()
+
+    def take_block(self, n: int, allocation: BufAllocation) -> None:
+        block = allocation.view.obj
+        assert isinstance(block, bytearray) and len(allocation) == n
+        k = size_class(n)
+        if self.idle[k]:
+            assert block is self.idle[k].pop(), "the newest idle block of the class"
+            self.hits += 1
+        else:
+            assert all(block is not b for blocks in self.idle for b in blocks)
+            assert len(block) == SIZE << k
+        self.held.append((allocation, n, block))
+
+    def serve(self) -> list[tuple[int, asyncio.Task[Any]]]:
+        """Grant the head of the line while its request fits; the grants, in order."""
+        granted = []
+        while self.line and self.fits(self.line[0][0]):
+            n, task = self.line.pop(0)
+            self.charge(n)
+            granted.append((n, task))
+        self.granted.extend(granted)
+        return granted
+
+    def settle(self) -> None:
+        """Run the loop; every granted task must now hold its allocation, in grant order."""
+        self.run_loop()
+        for n, task in self.granted:
+            assert task.done() and not task.cancelled(), task
+            self.take_block(n, task.result())
+        self.granted = []
+        for task, message in self.refused:
+            assert task.done()
+            with pytest.raises(PoolClosedError, match=message):
+                task.result()
+        self.refused = []
+        assert all(not task.done() for _, task in self.line)
+
     @rule(data=st.data(), how=st.sampled_from(["allocate", "try_allocate"]))
     def allocate(self, data: st.DataObject, how: str) -> None:
         n = data.draw(st.integers(1, self.budget), label="n")
@@ -77,7 +143,7 @@ class BufPoolMachine(RuleBasedStateMachine):
             with pytest.raises(PoolClosedError, match=r"^<BufPool 'machine' .*, closed> is closed and lends nothing more$"):
                 self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
             return
-        if not self.fits(n):
+        if self.line or not self.fits(n):
             self.exhausted += 1
             if how == "allocate":
                 with pytest.raises(PoolExhaustedError, match=rf"^{n} buffers? of {SIZE} bytes do(es)? not fit: "):
@@ -91,8 +157,8 @@ class BufPoolMachine(RuleBasedStateMachine):
         self.lend(n, allocation)
 
     @precondition(lambda self: bool(self.held))
-    @rule(data=st.data(), how=st.sampled_from(["release", "deallocate", "with"]))
-    def release(self, data: st.DataObject, how: str) -> None:
+    @rule(data=st.data(), how=st.sampled_from(["release", "deallocate", "with"]), cancel_granted=st.booleans())
+    def release(self, data: st.DataObject, how: str, cancel_granted: bool) -> None:
         allocation, n, block = self.held.pop(data.draw(st.integers(0, len(self.held) - 1), label="which"))
         if how == "release":
             allocation.release()
@@ -106,19 +172,31 @@ class BufPoolMachine(RuleBasedStateMachine):
         buffers = len(block) // SIZE
         if not self.closed and self.in_use + self.idle_buffers() + buffers <= self.budget:
             self.idle[size_class(buffers)].append(block)
+        granted = self.serve()
+        event(f"release granted {len(granted)}, cancel {cancel_granted}")
+        if cancel_granted and granted:
+            # At the moment of the hand-off: granted, its wake-up not yet run. Its leave runs
+            # before the other granted tasks take their blocks, and passes the budget on.
+            n, task = granted[-1]
+            task.cancel()
+            self.granted.remove((n, task))
+            self.in_use -= n
+            self.serve()
+            self.run_loop()
+            assert task.cancelled()
+        self.settle()
 
-    @precondition(lambda self: bool(self.stale))
+    @precondition(lambda self: bool(self.stale or self.held))
     @rule(data=st.data())
-    def release_again(self, data: st.DataObject) -> None:
-        allocation = data.draw(st.sampled_from(self.stale), label="stale")
-        with pytest.raises(StaleRefError):
-            allocation.release()
-        with pytest.raises(StaleRefError):
-            self.pool.deallocate(allocation)
-
-    @precondition(lambda self: bool(self.held))
-    @rule(data=st.data())
-    def deallocate_into_other_pool(self, data: st.DataObject) -> None:
+    def misuse(self, data: st.DataObject) -> None:
+        """A second release of a released allocation, or one given to another pool."""
+        if self.stale and (not self.held or data.draw(st.booleans(), label="stale")):
+            allocation = data.draw(st.sampled_from(self.stale), label="stale")
+            with pytest.raises(StaleRefError):
+                allocation.release()
+            with pytest.raises(StaleRefError):
+                self.pool.deallocate(allocation)
+            return
         allocation = data.draw(st.sampled_from(self.held), label="held")[0]
         with pytest.raises(ForeignRefError, match=r"was lent by another pool, not by <BufPool "):
             self.other.deallocate(allocation)
@@ -135,6 +213,9 @@ class BufPoolMachine(RuleBasedStateMachine):
                 gc.collect()
         self.leaks += 1
         self.in_use -= n  # the budget comes back at the next call that drains leaks; the block is dropped
+        self.pool.stats()  # drains it, and serves the line
+        self.serve()
+        self.settle()
 
     @rule(age=st.sampled_from([0.0, 3600.0]))
     def trim(self, age: float) -> None:
@@ -145,11 +226,51 @@ class BufPoolMachine(RuleBasedStateMachine):
         assert freed == self.idle_buffers() * SIZE
         self.idle = [[] for _ in self.idle]
 
-    @rule()
-    def close(self) -> None:
+    @rule(now=st.integers(0, 3))
+    def close(self, now: int) -> None:
+        if now:  # a close ends every other rule's interest: one try in four closes
+            return
         self.pool.close()
         self.closed = True
         self.idle = [[] for _ in self.idle]
+        self.refused.extend((task, r"was closed while waiting for buffers$") for _, task in self.line)
+        self.line = []
+        self.settle()
+
+    # -- waiting -------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def wait(self, data: st.DataObject) -> None:
+        free = self.budget - self.in_use
+        low, high = data.draw(
+            st.sampled_from([(1, self.budget), (free + 1, self.budget), (1, free)]).filter(lambda r: 1 <= r[0] <= r[1]),
+            label="any, more than is free (a line forms), or what fits (behind a line: it waits)",
+        )
+        n = data.draw(st.integers(low, high), label="n")
+
+        async def acquire() -> BufAllocation:
+            return await self.pool.acquire(n)
+
+        task = self.loop.create_task(acquire())
+        if self.closed:
+            self.refused.append((task, r"is closed and lends nothing more$"))
+        elif not self.line and self.fits(n):  # served at once, on the waiting path
+            self.charge(n)
+            self.granted.append((n, task))
+        else:
+            self.line.append((n, task))
+        self.settle()
+
+    @precondition(lambda self: bool(self.line))
+    @rule(data=st.data())
+    def cancel_waiter(self, data: st.DataObject) -> None:
+        which = data.draw(st.sampled_from([0, len(self.line) - 1]), label="the head, or the last")
+        n, task = self.line.pop(which)
+        task.cancel()
+        self.run_loop()
+        assert task.cancelled()
+        event(f"cancel served {len(self.serve())}")  # its leaving may unblock the line behind it
+        self.settle()
 
     @invariant()
     def stats_match_the_model(self) -> None:
@@ -158,7 +279,7 @@ class BufPoolMachine(RuleBasedStateMachine):
         lent = len(self.held)
         assert (stats.lent, stats.allocations, stats.leaks) == (lent, self.allocations, self.leaks)
         assert stats.deallocations == self.allocations - self.leaks - lent
-        assert (stats.hits, stats.exhausted, stats.waiting, stats.closed) == (self.hits, self.exhausted, 0, self.closed)
+        assert (stats.hits, stats.exhausted, stats.waiting, stats.closed) == (self.hits, self.exhausted, len(self.line), self.closed)
         assert (stats.lent_bytes, stats.idle_bytes, stats.budget_bytes) == (
             self.in_use * SIZE,
             self.idle_buffers() * SIZE,
@@ -171,6 +292,10 @@ class BufPoolMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         for allocation, _, _ in self.held:
             allocation.release()
+        for _, task in self.line:
+            task.cancel()
+        self.run_loop()
+        self.loop.close()
 
 
 TestBufPool = BufPoolMachine.TestCase

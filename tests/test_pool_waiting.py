@@ -1,7 +1,9 @@
 """Waiting for a pool object: timeouts, fairness, hand-off, cancellation, close, leaks.
 
 Every race here is driven on purpose: a test waits until `pool.waiting` shows the waiters in
-line before it releases, and the asyncio races run on one loop, where the order is exact.
+line before it releases, and the asyncio races run on one loop, where the order is exact. The
+races `Pool` shares with `BufPool` (close before the join, a release as a wait runs out, an
+interrupt or cancellation at the hand-off) are in `test_waiting_races.py`, run on both.
 """
 
 from __future__ import annotations
@@ -222,41 +224,6 @@ def test_a_task_waits_without_blocking_the_loop_and_a_thread_release_wakes_it() 
     asyncio.run(main())
 
 
-def test_a_task_cancelled_at_the_moment_of_hand_off_passes_the_object_on() -> None:
-    async def main() -> None:
-        pool = Pool(Widget, 1)
-        ref = pool.allocate()
-        first = asyncio.ensure_future(pool.acquire())
-        second = asyncio.ensure_future(pool.acquire())
-        while pool.waiting < 2:
-            await asyncio.sleep(0)
-        ref.release()  # handed to `first`; its wake-up is scheduled, not yet run
-        first.cancel()  # ...and it is cancelled before it runs
-        got = await asyncio.wait_for(second, BOUND_S)
-        assert first.cancelled() and got.alive
-        got.release()
-        assert (pool.free, pool.waiting, pool.lent) == (1, 0, 0)
-
-    asyncio.run(main())
-
-
-def test_a_task_timing_out_leaves_the_line_and_the_next_is_served() -> None:
-    async def main() -> None:
-        pool = Pool(Widget, 1)
-        ref = pool.allocate()
-        with pytest.raises(PoolExhaustedError, match=r"within 0\.02 s$"):
-            await pool.acquire(timeout=0.02)
-        assert pool.waiting == 0
-        later = asyncio.ensure_future(pool.acquire())
-        while pool.waiting < 1:
-            await asyncio.sleep(0)
-        ref.release()
-        got = await asyncio.wait_for(later, BOUND_S)
-        got.release()
-
-    asyncio.run(main())
-
-
 def test_threads_and_tasks_share_one_line_in_arrival_order() -> None:
     async def main() -> None:
         pool = Pool(Widget, 1)
@@ -296,74 +263,7 @@ def test_close_wakes_waiting_tasks() -> None:
     asyncio.run(main())
 
 
-# -- the races, driven on purpose -----------------------------------------------------------
-
-
-def test_a_thread_handed_an_object_as_its_wait_runs_out_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The release lands between the wait timing out and the waiter leaving the line."""
-    from objpool._waiting import expired as real_expired
-
-    pool = Pool(Widget, 1)
-    ref = pool.allocate()
-
-    def expired_with_a_release_at_that_instant(deadline: float | None) -> bool:
-        if real_expired(deadline) and ref.alive:
-            ref.release()  # handed to the waiter, which is about to give up
-        return real_expired(deadline)
-
-    monkeypatch.setattr("objpool._waiting.expired", expired_with_a_release_at_that_instant)
-    got = pool.allocate(timeout=0.01)  # not PoolExhaustedError: the object is not lost
-    assert got.alive and (pool.waiting, pool.lent) == (0, 1)
-    got.release()
-    assert pool.stats().exhausted == 0
-
-
-def test_an_interrupted_thread_passes_a_handed_object_to_the_next_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """KeyboardInterrupt reaches a waiter just after an object was handed to it."""
-    from objpool import _waiting
-
-    pool = Pool(Widget, 1)
-    ref = pool.allocate()
-    second = Waiting(pool)
-    real_sleep = _waiting.ThreadWaiter.sleep
-    first_sleep = threading.Event()
-
-    def sleep_then_interrupt(self: _waiting.ThreadWaiter, seconds: float) -> bool:
-        if threading.current_thread() is threading.main_thread() and not first_sleep.is_set():
-            first_sleep.set()
-            second.start()
-            until(lambda: pool.waiting == 2)
-            ref.release()  # handed to this (main) thread, the oldest waiter...
-            raise KeyboardInterrupt  # ...which is interrupted before it takes it
-        return real_sleep(self, seconds)
-
-    monkeypatch.setattr(_waiting.ThreadWaiter, "sleep", sleep_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        pool.allocate(timeout=BOUND_S)
-    second.done()
-    assert second.ref is not None and second.error is None, "the handed object went to the next waiter"
-    second.ref.release()
-    assert (pool.free, pool.lent, pool.waiting) == (1, 0, 0)
-
-
-def test_a_task_whose_loop_closed_never_swallows_an_object() -> None:
-    """A waiter whose event loop is gone cannot wake: its object goes to the next waiter."""
-    pool = Pool(Widget, 1)
-    ref = pool.allocate()
-    loop = asyncio.new_event_loop()
-    stranded = loop.create_task(pool._acquire(BOUND_S))
-    loop.run_until_complete(asyncio.sleep(0.01))  # the task joins the line, then the loop stops
-    assert pool.waiting == 1
-    thread = Waiting(pool)
-    thread.start()
-    until(lambda: pool.waiting == 2)
-    loop.close()  # the task is stranded in the line; its wake-up can never run
-    ref.release()  # to the stranded task first: the hand-off fails, the thread gets it
-    thread.done()
-    assert thread.ref is not None and thread.error is None
-    thread.ref.release()
-    assert pool.free == 1
-    del stranded
+# -- stress, and the nap's own race ----------------------------------------------------------
 
 
 def test_stress_threads_and_tasks_with_timeouts_and_cancellations() -> None:
@@ -434,25 +334,6 @@ def test_stress_threads_and_tasks_with_timeouts_and_cancellations() -> None:
     assert (s.lent, s.free, pool.waiting) == (0, 3, 0)
     assert s.allocations == s.deallocations + s.reset_failures + s.leaks + s.lent
     assert s.allocations > 100, "the stress test barely ran"
-
-
-def test_a_pool_closed_between_the_check_and_joining_the_line_raises_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """close() lands after allocate() looked at the pool but before the caller queued."""
-    pool = Pool(Widget, 1)
-    ref = pool.allocate()
-    real_wait = Pool._wait
-
-    def close_first(self: Pool[Widget], timeout: float | None) -> OwnedRef[Widget]:
-        self.close()  # closes (and wakes the line) before this caller joins it
-        return real_wait(self, timeout)
-
-    monkeypatch.setattr(Pool, "_wait", close_first)
-    start = time.monotonic()
-    with pytest.raises(PoolClosedError):
-        pool.allocate(timeout=BOUND_S)
-    assert time.monotonic() - start < 1, "the caller slept instead of seeing the closed pool"
-    assert pool.waiting == 0
-    ref.release()
 
 
 def test_a_task_woken_as_its_nap_runs_out_sees_the_wake_on_its_next_nap() -> None:

@@ -1,0 +1,241 @@
+"""The races of waiting, driven on purpose, on both pools that wait (`Pool` and `BufPool`
+share one line and one wait loop, `objpool._waiting`): a close between the look and the join,
+a release between a timeout and leaving the line, an interrupt or a cancellation at the
+moment of a hand-off, a waiter whose event loop is gone. Each lands at its exact moment by
+patching the step it follows, or on one event loop, where the order is exact; no timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from objpool import BufPool, Pool, PoolClosedError, PoolExhaustedError
+from objpool import _waiting
+
+BOUND_S = 5.0  # no test here may hang: every wait and join is bounded by this
+
+
+class Widget:
+    def reset(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A pool that waits, full: `hold` lends all its capacity; `allocate` and `acquire` ask
+    for the same amount again, so they wait until it comes back."""
+
+    name: str
+    make: Callable[[], Any]
+    hold: Callable[[Any], Any]
+    allocate: Callable[[Any, float | None], Any]
+    acquire: Callable[[Any, float | None], Awaitable[Any]]
+
+    def full(self) -> tuple[Any, Any]:
+        pool = self.make()
+        return pool, self.hold(pool)
+
+
+SUBJECTS = [
+    Subject(
+        "Pool",
+        lambda: Pool(Widget, 1),
+        lambda pool: pool.allocate(),
+        lambda pool, timeout: pool.allocate(timeout=timeout),
+        lambda pool, timeout: pool.acquire(timeout=timeout),
+    ),
+    Subject(
+        "BufPool",
+        lambda: BufPool(64, 128),
+        lambda pool: pool.allocate(2),
+        lambda pool, timeout: pool.allocate(2, timeout=timeout),
+        lambda pool, timeout: pool.acquire(2, timeout=timeout),
+    ),
+]
+
+
+@pytest.fixture(params=SUBJECTS, ids=lambda subject: subject.name)
+def subject(request: pytest.FixtureRequest) -> Subject:
+    result: Subject = request.param
+    return result
+
+
+def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + BOUND_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.001)
+
+
+def assert_whole(pool: Any) -> None:
+    """Nothing lent, nobody waiting, every allocation accounted for."""
+    stats = pool.stats()
+    assert (stats.lent, stats.waiting, stats.leaks) == (0, 0, 0), stats
+    assert stats.allocations == stats.deallocations + getattr(stats, "reset_failures", 0), stats
+
+
+class Waiting(threading.Thread):
+    """A thread that calls `subject.allocate(pool, BOUND_S)` and records what happened."""
+
+    def __init__(self, subject: Subject, pool: Any) -> None:
+        super().__init__(daemon=True)
+        self.subject, self.pool = subject, pool
+        self.got: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.got = self.subject.allocate(self.pool, BOUND_S)
+        except BaseException as exc:  # recorded for the test to check
+            self.error = exc
+
+    def done(self) -> Waiting:
+        self.join(BOUND_S)
+        assert not self.is_alive(), "the waiting thread is stuck"
+        return self
+
+
+def test_a_pool_closed_between_the_look_and_the_join_raises_at_once(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() lands after allocate() looked at the pool but before the caller queued."""
+    pool, held = subject.full()
+    real_join = _waiting.Line.join
+
+    def close_first(line: _waiting.Line, waiter: _waiting.Waiter) -> None:
+        pool.close()  # closes (and wakes the line) before this caller joins it
+        real_join(line, waiter)
+
+    monkeypatch.setattr(_waiting.Line, "join", close_first)
+    start = time.monotonic()
+    with pytest.raises(PoolClosedError):
+        subject.allocate(pool, BOUND_S)
+    assert time.monotonic() - start < 1, "the caller slept instead of seeing the closed pool"
+    held.release()
+    assert_whole(pool)
+
+
+def test_a_release_between_the_timeout_and_leaving_the_line_is_kept(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The capacity comes back as the timed-out waiter leaves the line: it takes the grant,
+    and the pool counts no exhaustion."""
+    pool, held = subject.full()
+    real_leave = _waiting.Line.leave
+
+    def leave_after_a_release(line: _waiting.Line, waiter: _waiting.Waiter) -> int | None:
+        if held.alive:
+            held.release()  # granted to the waiter, which has timed out and is leaving
+        return real_leave(line, waiter)
+
+    monkeypatch.setattr(_waiting.Line, "leave", leave_after_a_release)
+    got = subject.allocate(pool, 0.01)  # not PoolExhaustedError: the grant is not lost
+    assert got.alive and not held.alive and pool.stats().waiting == 0
+    got.release()
+    assert pool.stats().exhausted == 0
+    assert_whole(pool)
+
+
+def test_an_interrupted_thread_passes_its_grant_to_the_next_waiter(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyboardInterrupt reaches a waiter just after it was granted, before it takes it."""
+    pool, held = subject.full()
+    second = Waiting(subject, pool)
+    real_sleep = _waiting.ThreadWaiter.sleep
+    first_sleep = threading.Event()
+
+    def sleep_then_interrupt(waiter: _waiting.ThreadWaiter, seconds: float) -> bool:
+        if threading.current_thread() is threading.main_thread() and not first_sleep.is_set():
+            first_sleep.set()
+            second.start()
+            until(lambda: pool.stats().waiting == 2)
+            held.release()  # granted to this (main) thread, the oldest waiter...
+            raise KeyboardInterrupt  # ...which is interrupted before it takes it
+        return real_sleep(waiter, seconds)
+
+    monkeypatch.setattr(_waiting.ThreadWaiter, "sleep", sleep_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        subject.allocate(pool, BOUND_S)
+    second.done()
+    assert second.got is not None and second.error is None, "the grant went to the next waiter"
+    second.got.release()
+    assert_whole(pool)
+
+
+def test_a_task_cancelled_at_the_moment_of_hand_off_passes_it_on(subject: Subject) -> None:
+    async def main() -> None:
+        pool, held = subject.full()
+        first = asyncio.ensure_future(subject.acquire(pool, None))
+        second = asyncio.ensure_future(subject.acquire(pool, None))
+        while pool.stats().waiting < 2:
+            await asyncio.sleep(0)
+        held.release()  # granted to `first`; its wake-up is scheduled, not yet run
+        first.cancel()  # ...and it is cancelled before it runs
+        got = await asyncio.wait_for(second, BOUND_S)
+        assert first.cancelled() and got.alive
+        got.release()
+        assert_whole(pool)
+
+    asyncio.run(main())
+
+
+def test_a_task_timing_out_leaves_the_line_and_the_next_is_served(subject: Subject) -> None:
+    async def main() -> None:
+        pool, held = subject.full()
+        with pytest.raises(PoolExhaustedError, match=r"within 0\.02 s$"):
+            await subject.acquire(pool, 0.02)
+        assert pool.stats().waiting == 0
+        later = asyncio.ensure_future(subject.acquire(pool, None))
+        while pool.stats().waiting < 1:
+            await asyncio.sleep(0)
+        held.release()
+        got = await asyncio.wait_for(later, BOUND_S)
+        got.release()
+        assert_whole(pool)
+
+    asyncio.run(main())
+
+
+def test_a_task_whose_loop_closed_never_swallows_a_grant(subject: Subject) -> None:
+    """A waiter whose event loop is gone cannot wake: its grant goes to the next waiter."""
+    pool, held = subject.full()
+    loop = asyncio.new_event_loop()
+
+    async def stranded() -> object:
+        return await subject.acquire(pool, BOUND_S)
+
+    task = loop.create_task(stranded())
+    loop.run_until_complete(asyncio.sleep(0.01))  # the task joins the line, then the loop stops
+    assert pool.stats().waiting == 1
+    thread = Waiting(subject, pool)
+    thread.start()
+    until(lambda: pool.stats().waiting == 2)
+    loop.close()  # the task is stranded in the line; its wake-up can never run
+    held.release()  # to the stranded task first: the hand-off fails, the thread gets it
+    thread.done()
+    assert thread.got is not None and thread.error is None
+    thread.got.release()
+    assert_whole(pool)
+    del task
+
+
+def test_close_wakes_threads_and_tasks_waiting_alike(subject: Subject) -> None:
+    async def main() -> None:
+        pool, held = subject.full()
+        thread = Waiting(subject, pool)
+        thread.start()
+        until(lambda: pool.stats().waiting == 1)
+        task = asyncio.ensure_future(subject.acquire(pool, None))
+        while pool.stats().waiting < 2:
+            await asyncio.sleep(0)
+        pool.close()
+        with pytest.raises(PoolClosedError):
+            await asyncio.wait_for(task, BOUND_S)
+        assert isinstance(thread.done().error, PoolClosedError)
+        held.release()
+        assert_whole(pool)
+
+    asyncio.run(main())
