@@ -1,4 +1,4 @@
-"""Quick per-message timing of the Sv2 buffers (not a benchmark suite; see `objpool.bench`).
+"""Quick per-message timing of the Sv2 buffers (not a benchmark suite; see `objpool-bench`, the benchmark suite in `benchmarks/`).
 
 One message = `get_writable` in 10-byte chunks (as the Sv2 decoder fills), `get_data_owned`,
 then `release()` of the slice: decode-and-drop, the common case. Prints the median over

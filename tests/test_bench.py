@@ -1,4 +1,6 @@
-"""Smoke tests for `python -m objpool.bench`: every workload runs, tiny, and reports sanely.
+"""Smoke tests for the benchmark suite (`objpool-bench`, the `objpool-bench` distribution in
+`benchmarks/`): every workload runs, tiny, and reports sanely; it measures the objpool it
+imports and says so; and the library's own distribution ships none of it.
 
 No test asserts a timing: the numbers of a smoke run mean nothing.
 """
@@ -7,17 +9,22 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 import child
 import objpool
-from objpool.bench import _harness, main
-from objpool.bench._baselines import MaxEfficiency, PPool, PPoolBuffer
-from objpool.bench._cli import WORKLOADS
-from objpool.bench._sv2_buffers import BASELINE, Messages, buffer_makers, write_chunked, write_one
+from objpool_bench import _harness, main
+from objpool_bench._baselines import MaxEfficiency, PPool, PPoolBuffer
+from objpool_bench._cli import WIDTH, WORKLOADS
+from objpool_bench._machine import installed_compiled_init, shadowing_warning
+from objpool_bench._sv2_buffers import BASELINE, Messages, buffer_makers, write_chunked, write_one
 
 EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers", "handoff", "bufpool", "sizedpool"]
 
@@ -46,11 +53,18 @@ def test_smoke_every_workload(tmp_path: Path) -> None:
                 assert row["median_ns"] > 0
                 if row["name"] == group["baseline"]:
                     assert row["speedup_vs_baseline"] == 1.0
-    assert text.index("\nSummary\n") < text.index("\nNames in the summary\n") < text.index("\n== 1. "), (
-        "the summary and its legend come before the tables"
-    )
+    first_screen, _, rest = text.partition("\nNames in the details\n")
+    legend, _, details = ("\n" + rest).partition("\nDetails\n")
+    assert details.index("\n== 1. ") > 0, "the tables come after the details"
+    verdicts = [line for line in first_screen.splitlines() if line.startswith("- ")]
+    assert len(verdicts) == len(EXPECTED_WORKLOADS), "one verdict line per workload"
+    assert [w["verdict"] for w in doc["workloads"]] == [v[2:].split(" [")[0] for v in verdicts]
+    assert len(first_screen.splitlines()) <= 30, "the header and the summary fit on one screen"
+    for line in (first_screen + legend + details.partition("\n== 1. ")[0]).splitlines():
+        assert len(line) <= WIDTH, line
     for term in ("PPool", "MaxEfficiency", "multi-thread 1", "multi-thread 2", "mmap threshold"):
-        assert f"\n- {term}: " in text, f"{term} is used in the summary but not explained"
+        assert f"\n- {term}: " in legend, f"{term} is used in the details but not explained before them"
+    assert "'fresh memory'" in first_screen, "the verdicts' one name is explained above them"
     keys = [g["key"] for w in doc["workloads"] for g in w["groups"]]
     assert any(k.startswith("mmap threshold/") for k in keys), "the child process's groups are missing"
     # The builds compared in one run: the pure reference always, the compiled build when built.
@@ -65,7 +79,7 @@ def test_only_runs_the_named_workload() -> None:
     assert main(["--smoke", "--no-progress", "--only", "pool-cycle"], out=out) == 0
     text = out.getvalue()
     assert "== 1. Object pool cycle (pool-cycle) ==" in text
-    assert "Sv2" not in text
+    assert "== 2." not in text and "\n- Sv2" not in text
 
 
 def test_unknown_workload_is_refused() -> None:
@@ -74,9 +88,9 @@ def test_unknown_workload_is_refused() -> None:
 
 
 def test_module_runs_as_a_command() -> None:
-    """`python -m objpool.bench` works, shows progress on stderr and the header on stdout."""
+    """`python -m objpool_bench` works, shows progress on stderr and the header on stdout."""
     proc = subprocess.run(
-        child.python("-m", "objpool.bench", "--smoke", "--only", "sv2-single"),
+        child.python("-m", "objpool_bench", "--smoke", "--only", "sv2-single"),
         capture_output=True,
         text=True,
         env=child.environment(),
@@ -85,6 +99,8 @@ def test_module_runs_as_a_command() -> None:
     )
     assert proc.stdout.startswith("objpool benchmarks")
     assert "CPU" in proc.stdout and "python" in proc.stdout
+    assert f"from {os.path.dirname(objpool.__file__)}" in proc.stdout, "the header names the objpool measured"
+    assert ("compiled hot path" in proc.stdout) == objpool.COMPILED
     assert "2. Sv2 single thread" in proc.stderr  # the progress line
 
 
@@ -167,3 +183,43 @@ def test_max_efficiency_aliases_on_purpose() -> None:
     assert bytes(first) == b"xyz" == bytes(second)  # the same memory: broken, as documented
     first.release()
     second.release()
+
+
+def test_the_library_distribution_ships_no_benchmark_code() -> None:
+    """The benchmarks are their own distribution: the library's files hold none of them."""
+    files = [f for f in metadata.files("typed-objpool") or [] if f.parts[0] == "objpool"]
+    assert files, "the distribution lists the package's files"
+    assert not [f for f in files if "bench" in str(f)], "benchmark code in the library's distribution"
+    assert (metadata.distribution("typed-objpool").read_text("top_level.txt") or "objpool").split() == ["objpool"]
+    assert Path(objpool.__file__).parent.name == "objpool"
+    assert not (Path(objpool.__file__).parent / "bench").exists()
+
+
+def test_a_checkout_shadowing_an_installed_compiled_build_is_named_in_the_header(tmp_path: Path) -> None:
+    """Run from a directory holding a pure copy of the package while a compiled build is
+    installed, `python -m` imports the copy: the header says so, loudly."""
+    here = shadowing_warning()
+    assert here is None, f"this very run is shadowed: {here}"
+    installed = installed_compiled_init()
+    shutil.copytree(Path(objpool.__file__).parent, tmp_path / "objpool", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    env = child.environment()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    proc = subprocess.run(
+        [sys.executable, "-m", "objpool_bench", "--smoke", "--only", "handoff", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120, check=True, cwd=tmp_path,
+    )
+    header = " ".join(proc.stdout.split())
+    assert f"from {tmp_path / 'objpool'}" in header and "pure Python" in header
+    # An installed compiled build is shadowed (CI's installs); an editable one is the checkout
+    # itself, and a pure one loses nothing: no warning.
+    assert ("WARNING: measuring the objpool at " + str(tmp_path / "objpool") in header) == (installed is not None)
+
+
+def test_the_shadowing_warning_reads_the_installed_files() -> None:
+    """What the header's warning decides on, given an install's file list."""
+    installed = "/venv/site-packages/objpool/__init__.py"
+    assert shadowing_warning(installed, installed) is None
+    warning = shadowing_warning(installed, "/checkout/objpool/__init__.py")
+    assert warning is not None and warning.startswith(
+        "WARNING: measuring the objpool at /checkout/objpool, not the compiled build installed at /venv/site-packages/objpool"
+    )

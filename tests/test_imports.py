@@ -47,7 +47,7 @@ def imports_of(path: Path, name: str) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    paths = [p for p in ROOT.rglob("*") if p.suffix in (".py", ".pyx") and "bench" not in p.parts]
+    paths = [p for p in ROOT.rglob("*") if p.suffix in (".py", ".pyx")]
     names = {module_name(p): p for p in paths}
     # A module's own packages are always imported before it, by Python: not an edge.
     return {

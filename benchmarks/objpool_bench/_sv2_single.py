@@ -15,8 +15,8 @@ from ._harness import (
     Clock,
     Contestant,
     Group,
-    MakeTimer,
     GroupResult,
+    MakeTimer,
     Progress,
     Settings,
     Timer,
@@ -24,11 +24,12 @@ from ._harness import (
     WorkloadResult,
     format_time,
     run_group,
+    speed_span,
     speed_words,
 )
 from ._sv2_buffers import BASELINE, BROKEN, WRITERS, BufferMaker, Messages, Writer, buffer_makers
 
-__all__ = ["WORKLOAD", "sv2_summary"]
+__all__ = ["WORKLOAD", "sv2_summary", "sv2_verdict"]
 
 PLAN: Final = 4096  # messages prepared; samples longer than PLAN // 2 iterations wrap around
 
@@ -76,6 +77,7 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
         )
         result.groups.append(run_group(group, settings, progress))
     result.summary.extend(sv2_summary("Sv2 single thread", result.groups))
+    result.verdict = sv2_verdict("Sv2, 1 thread", result.groups)
     return result
 
 
@@ -88,6 +90,16 @@ _TARGETS: Final[dict[tuple[str, str], float]] = {
     ("10-byte chunks", "BufferPool"): 1.0,
     ("10-byte chunks", "PooledBuffer"): 1.0,
 }
+
+
+def sv2_verdict(what: str, groups: list[GroupResult]) -> str:
+    """objpool's two pooled Sv2 buffers against fresh memory, over `groups`, in one line."""
+    spans = [
+        f"{name} {speed_span([g.row(name).speedup for g in groups if g.has(name)])}"
+        for name in ("BufferPool", "PooledBuffer")
+        if any(g.has(name) for g in groups)
+    ]
+    return f"{what}: {', '.join(spans)} fresh memory's speed"
 
 
 def sv2_summary(what: str, groups: list[GroupResult]) -> list[str]:

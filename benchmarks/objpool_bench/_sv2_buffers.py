@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from .. import ByteBuffer, Pool
-from ..sv2 import Buffer, BufferFromSystemMemory, BufferPool, PooledBuffer, Slice
+from objpool import ByteBuffer, Pool
+from objpool.sv2 import Buffer, BufferFromSystemMemory, BufferPool, PooledBuffer, Slice
 from ._baselines import MaxEfficiency, PPoolBuffer
 
 __all__ = [

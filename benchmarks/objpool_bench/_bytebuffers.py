@@ -21,7 +21,7 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Final
 
-from .. import ByteBuffer, Pool
+from objpool import ByteBuffer, Pool
 from ._harness import (
     Clock,
     Contestant,
@@ -38,6 +38,7 @@ from ._harness import (
     format_time,
     run_child,
     run_group,
+    speed_span,
     speed_words,
 )
 
@@ -199,6 +200,12 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
             + ", ".join(slower)
             + " in every setup above (a Pool cycle plus ByteBuffer bookkeeping costs more than malloc + memset)."
         )
+    ends = sorted(losses.items())[:: max(1, len(losses) - 1)]  # the smallest size and the largest
+    result.verdict = (
+        "ByteBuffer fill: "
+        + " to ".join(f"{speed_span(speedups)} ({_size_name(size)})" for size, speedups in ends)
+        + " the speed of a fresh bytearray"
+    )
     from_4k = [speedup for size, speedups in losses.items() if size >= 4 << 10 for speedup in speedups]
     if from_4k:
         result.summary.append(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Final
 
-from .. import BufAllocation, BufPool, PoolExhaustedError
+from objpool import BufAllocation, BufPool, PoolExhaustedError
 from ._harness import (
     Clock,
     Contestant,
@@ -228,6 +228,8 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
         + f"constant in n within {spread:.2f}x (target <= 1.5x: {'met' if spread <= 1.5 else 'MISSED'}); "
         + f"faster than bytearray from 16 buffers up: {'met' if from_16 else 'MISSED'}."
     )
+    ends = [g.row(POOLED).speedup for g in (result.groups[0], result.groups[len(COUNTS) - 1])]
+    result.verdict = f"BufPool: {ends[0]:.2f}x (n=1) to {ends[1]:.2f}x (n={COUNTS[-1]}) the speed of bytearray(n x 4 KiB)"
     hol = _head_of_line_lines(settings)
     result.notes.extend(hol)
     result.summary.append("BufPool " + hol[0] + "; " + "; ".join(hol[1:]) + ".")

@@ -1,12 +1,14 @@
 """The command line: pick workloads and a preset, print the header, tables and summary.
 
 Invariant: everything printed or written to `--json` comes from this one run; the summary
-is computed from the tables below it, never typed in. The summary comes first, right after
-the header, followed by what each name in it means; the tables follow.
+is computed from the tables below it, never typed in. The first screen is the header and the
+summary, one verdict per workload, its few names explained first; then the details, each
+name they use explained before them; then the tables. No line of the first screen, the
+details or the names is longer than `WIDTH`.
 
-    python -m objpool.bench --quick                 # under a minute on two cores
-    python -m objpool.bench                         # the full run, about a minute
-    python -m objpool.bench --only pool-cycle --json results.json
+    objpool-bench --quick                 # under a minute on two cores
+    objpool-bench                         # the full run, about a minute
+    objpool-bench --only pool-cycle --json results.json
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import argparse
 import dataclasses
 import io
 import json
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import Final, TextIO
@@ -41,7 +45,17 @@ WORKLOADS: Final[dict[str, Workload]] = {
 }
 
 
-# What the names in the summary mean; each is printed once, under the summary, if used there.
+WIDTH: Final = 99  # the longest line of the first screen, the names and the details
+
+# How to read the verdicts, printed above them.
+READING: Final = (
+    "Summary, one line per workload. 'Nx the speed of X': X's time over objpool's, measured in "
+    "this run (above 1x objpool is faster). 'fresh memory': BufferFromSystemMemory, the Sv2 "
+    "buffer that takes new memory for each message. '[k/n met]': k of the project's n targets "
+    "for this build were met (see the details)."
+)
+
+# What the names in the details mean; each is printed once, above the details, if used there.
 LEGEND: Final[dict[str, str]] = {
     "PPool": "an unchecked pool: a plain list of free objects, no handles, no checks; it lends "
     "one object twice after a double release. The speed a careless pool gets. Benchmark code: always "
@@ -63,7 +77,7 @@ LEGEND: Final[dict[str, str]] = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m objpool.bench",
+        prog="objpool-bench",
         description="Side-by-side benchmarks of objpool's pools against plain allocation and naive pools. "
         "Figures are medians of interleaved samples; ratios are against the no-pool baseline of the same run.",
     )
@@ -101,19 +115,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings = dataclasses.replace(settings, cpu_time=False)
     names = args.only or list(WORKLOADS)
     facts = describe()
-    print("objpool benchmarks (python -m objpool.bench)", file=stdout)
+    print("objpool benchmarks (objpool-bench)", file=stdout)
     for line in header_lines(facts):
-        print(f"  {line}", file=stdout)
-    print(
+        _wrapped(f"  {line}", stdout, indent=10)
+    _wrapped(
         f"  mode    {settings.mode}: {settings.repeats} interleaved samples per contestant, "
         f"~{settings.sample_s * 1000:g} ms each; medians, IQR; 'vs' = speed against the baseline, same run",
-        file=stdout,
+        stdout,
+        indent=10,
     )
     clock = "thread CPU time (time.thread_time)" if settings.cpu_time else "wall time (time.perf_counter)"
-    print(
-        f"  clock   single-thread rows: {clock}; rows with threads, sleeps or sockets: wall time",
-        file=stdout,
-    )
+    _wrapped(f"  clock   single-thread rows: {clock}; rows with threads, sleeps or sockets: wall time", stdout, indent=10)
     stdout.flush()
     progress = Progress(enabled=not args.no_progress)
     start = time.perf_counter()
@@ -127,16 +139,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         results.append(result)
         _print_workload(result, tables)
     elapsed = time.perf_counter() - start
-    print("\nSummary", file=stdout)
+    print(file=stdout)
+    _wrapped(READING, stdout)
+    for result in results:
+        _wrapped(f"- {result.verdict}{_targets(result.summary)}", stdout)
+    print(f"(measured in {elapsed:.1f} s; the details and the tables follow)", file=stdout)
     lines = [line for result in results for line in result.summary]
-    for line in lines:
-        print(f"- {line}", file=stdout)
-    print(f"(measured in {elapsed:.1f} s)", file=stdout)
     used = [term for term in LEGEND if any(term in line for line in lines)]
     if used:
-        print("\nNames in the summary", file=stdout)
+        print("\nNames in the details", file=stdout)
         for term in used:
-            print(f"- {term}: {LEGEND[term]}", file=stdout)
+            _wrapped(f"- {term}: {LEGEND[term]}", stdout)
+    print("\nDetails", file=stdout)
+    for line in lines:
+        _wrapped(f"- {line}", stdout)
     stdout.write(tables.getvalue())
     if args.json:
         document = {
@@ -149,6 +165,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             json.dump(document, f, indent=1)
             f.write("\n")
     return 0
+
+
+def _wrapped(text: str, out: TextIO, indent: int = 2) -> None:
+    """`text` in lines of at most WIDTH characters, the later ones indented."""
+    print(textwrap.fill(text, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False), file=out)
+
+
+def _targets(details: list[str]) -> str:
+    """How many of the workload's targets its details report met: " [2/3 met]"."""
+    outcomes = [word for line in details for word in re.findall(r"\btarget[^\]]*?: (met|MISSED)", line)]
+    if not outcomes:
+        return ""
+    return f" [{outcomes.count('met')}/{len(outcomes)} met]"
 
 
 def _print_workload(result: WorkloadResult, out: TextIO) -> None:

@@ -43,7 +43,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
+import objpool
+
 __all__ = [
+    "speed_span",
     "Threads",
     "Clock",
     "Contestant",
@@ -256,7 +259,8 @@ class WorkloadResult:
     title: str
     groups: list[GroupResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    summary: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)  # the details, one line per finding
+    verdict: str = ""  # one short line for the whole workload, the summary's first screen
 
     def group(self, key: str) -> GroupResult:
         for group in self.groups:
@@ -270,6 +274,7 @@ class WorkloadResult:
             "title": self.title,
             "groups": [g.to_json() for g in self.groups],
             "notes": self.notes,
+            "verdict": self.verdict,
             "summary": self.summary,
         }
 
@@ -406,6 +411,12 @@ def _format_rate(per_second: float) -> str:
     return f"{per_second:.3g}"
 
 
+def speed_span(speedups: Sequence[float]) -> str:
+    """Speed-ups as one multiplier or a range of them: "1.05x", "0.82-1.36x"."""
+    low, high = min(speedups), max(speedups)
+    return f"{low:.2f}x" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}x"
+
+
 def speed_words(speedup: float) -> str:
     """A speed-up as words: "2.50x faster" or "1.30x slower"."""
     if speedup >= 1:
@@ -439,9 +450,9 @@ def run_child(module: str, settings: Settings, progress: Progress, env: dict[str
     environment; return the groups it measured (see `child_request`, `child_reply`)."""
     child_env = dict(os.environ)
     child_env.update(env)
-    # Import this very objpool in the child, whatever the current directory.
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH", "")) if p)
+    # Import this very objpool and these benchmarks in the child, whatever the current directory.
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(m.__file__ or ""))) for m in (objpool, sys.modules[__package__])]
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (*roots, child_env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
         # -P: no current directory on sys.path, where another objpool could shadow this one.
         [sys.executable, "-P", "-c", f"from {module} import child_main; child_main()"],

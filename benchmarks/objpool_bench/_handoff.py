@@ -18,7 +18,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
-from .. import Pool
+from objpool import Pool
 from ._harness import (
     Contestant,
     Group,
@@ -190,6 +190,10 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
         f"Hand-off to a waiter: a release wakes a waiting thread in {format_time(threads.row(THREAD_POOL).median)} "
         f"({THREAD_BASELINE}: {format_time(threads.row(THREAD_BASELINE).median)}), a waiting task in "
         f"{format_time(task.row(TASK_POOL).median)} ({TASK_BASELINE}: {format_time(task.row(TASK_BASELINE).median)})."
+    )
+    result.verdict = (
+        f"Hand-off: a release wakes a waiting thread in {format_time(threads.row(THREAD_POOL).median)}, "
+        f"a waiting task in {format_time(task.row(TASK_POOL).median)}"
     )
     return result
 

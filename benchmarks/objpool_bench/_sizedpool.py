@@ -30,7 +30,7 @@ from collections import deque
 from itertools import repeat
 from typing import Final
 
-from .. import SizedPool
+from objpool import SizedPool
 from ._harness import (
     Clock,
     Contestant,
@@ -387,6 +387,10 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
         f"4 threads: {format_time(threads.row(FOUR_THREADS).median)} = {four:.2f}x; "
         f"thread caches {'on' if cached else 'off'} (the default here); "
         f"2 threads with them {'off' if cached else 'on'}: {format_time(threads.row(flipped).median)}."
+    )
+    result.verdict = (
+        f"SizedPool: {by_size[0].row(POOLED).speedup:.2f}x (4 KiB) to {by_size[-1].row(POOLED).speedup:,.0f}x (64 MiB) "
+        "the speed of a fresh bytearray(n)"
     )
     eviction = _eviction_lines(settings)
     result.notes.extend(eviction)

@@ -13,10 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
-from ..sv2 import Buffer, Slice
-from ..sv2._sizes import MAX_SIZE, check_capacity, check_size
+from objpool.sv2 import Buffer, Slice
+from objpool.sv2 import MAX_SIZE
 
 __all__ = ["Cheap", "DictHolder", "MaxEfficiency", "PPool", "PPoolBuffer", "TABLE_SIZE"]
+
+
+def check_size(n: object, name: str = "n") -> int:
+    """`n` as a size in bytes, 0..MAX_SIZE, as objpool's buffers take it (same errors)."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
+    if not 0 <= n <= MAX_SIZE:
+        raise ValueError(f"{name} must be in 0..{MAX_SIZE}, got {n}")
+    return n
+
+
+def check_capacity(capacity: object) -> int:
+    return check_size(capacity, "capacity")
 
 T = TypeVar("T")  # invariant: a PPool both hands out and takes back T
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from .._compiled import COMPILED
-from ..sv2 import BufferFromSystemMemory, BufferPool, Decoder, Encoder, Frame, MissingBytes, Sv2Protocol
+from objpool import COMPILED
+from objpool.sv2 import BufferFromSystemMemory, BufferPool, Decoder, Encoder, Frame, MissingBytes, Sv2Protocol
 from ._harness import (
     Clock,
     Contestant,
@@ -46,6 +46,7 @@ from ._harness import (
     format_time,
     run_child,
     run_group,
+    speed_span,
     speed_words,
 )
 from ._sv2_buffers import BASELINE, BufferMaker, buffer_makers
@@ -246,6 +247,7 @@ def _cross_build(settings: Settings, progress: Progress, result: WorkloadResult)
         ratios.append(ratio)
         parts.append(f"{size}-byte {1 / mine.median:,.0f} frames/s = {ratio:.2f}x the pure build's {1 / theirs.median:,.0f}")
     met = "met" if min(ratios) >= CROSS_BUILD_TARGET else "MISSED"
+    result.verdict += f"; compiled {speed_span(ratios)} pure"
     result.summary.append(
         "Decoder.feed over BufferPool, whole frames, compiled vs the pure reference in a child process: "
         + "; ".join(parts)
@@ -291,6 +293,8 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
                 row = measured.row(name)
                 parts.append(f"{name} {1 / row.median:,.0f} ({speed_words(row.speedup)})")
         result.summary.append(f"Decoder, {measured.key}: " + ", ".join(parts) + f"; {format_time(base.median)}/frame.")
+    pooled = [g.row(name).speedup for g in result.groups for name in ("BufferPool", "PooledBuffer") if g.has(name)]
+    result.verdict = f"Decoder: pooled buffers {speed_span(pooled)} fresh memory's frames/s"
     _cross_build(settings, progress, result)
     return result
 

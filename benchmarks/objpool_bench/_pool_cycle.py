@@ -12,7 +12,7 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Final, TypeVar
 
-from .. import COMPILED, ByteBuffer, Pool
+from objpool import COMPILED, ByteBuffer, Pool
 from ._baselines import Cheap, DictHolder, PPool
 from ._harness import (
     Clock,
@@ -27,6 +27,7 @@ from ._harness import (
     WorkloadResult,
     format_time,
     run_group,
+    speed_span,
     speed_words,
 )
 
@@ -251,6 +252,8 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     else:
         cheap_text = f"Even a cheap 2-slot object is faster pooled ({format_time(fresh)} fresh)."
     result.summary.append(f"Pooling pays for expensive objects: {' and '.join(pays)}. {cheap_text}")
+    big = [result.group(key).row(POOL).speedup for key in ("bytebuffer", "dict")]
+    result.verdict = f"Pool: {fresh / cycle:.2f}x the speed of a fresh small object, {speed_span(big)} of fresh costly ones"
     return result
 
 
