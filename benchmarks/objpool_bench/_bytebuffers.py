@@ -204,7 +204,7 @@ def run(settings: Settings, progress: Progress) -> WorkloadResult:
     result.verdict = (
         "ByteBuffer fill: "
         + " to ".join(f"{speed_span(speedups)} ({_size_name(size)})" for size, speedups in ends)
-        + " the speed of a fresh bytearray"
+        + " a fresh bytearray's speed"
     )
     from_4k = [speedup for size, speedups in losses.items() if size >= 4 << 10 for speedup in speedups]
     if from_4k:
