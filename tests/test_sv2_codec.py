@@ -160,7 +160,7 @@ def test_splitting_the_wire_anywhere_gives_the_same_frames(
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
-@settings(max_examples=SCALE * 3 // 5, deadline=None)
+@settings(max_examples=SCALE * 2 // 5, deadline=None)
 @given(specs=st.lists(frame_specs, min_size=1, max_size=6), data=st.data())
 def test_short_reads_through_get_buffer_give_the_same_frames(
     make_buffer: Callable[[], Buffer], specs: list[FrameSpec], data: st.DataObject
@@ -205,7 +205,7 @@ blobs = st.lists(
 
 
 @pytest.mark.parametrize("make_buffer", BUFFERS.values(), ids=BUFFERS.keys())
-@settings(max_examples=SCALE * 3 // 2, deadline=None)
+@settings(max_examples=SCALE * 4 // 5, deadline=None)
 @given(blob=st.one_of(st.binary(max_size=200), blobs), data=st.data())
 def test_arbitrary_bytes_decode_or_raise_frame_error(
     make_buffer: Callable[[], Buffer], blob: bytes, data: st.DataObject
