@@ -18,12 +18,13 @@ import gc
 import io
 import json
 import random
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from objpool import BufPool, ByteBuffer, OwnedRef, Pool, SizedPool
+from objpool import BufAllocation, BufPool, ByteBuffer, OwnedRef, Pool, SizedPool
 from objpool.sv2 import BufferFromSystemMemory, BufferPool, Decoder, Encoder, PooledBuffer, Slice
 
 INTS = [0, 1, 2, 3, 7, 8, 63, 64, 65, 255, 4096, 2**63, -1, -2**63 - 1]  # 2**31 would be built: 2 GiB
@@ -61,7 +62,7 @@ def shown(value: object) -> object:
         fields = dataclasses.asdict(value)
         fields.pop("waited_seconds", None)  # a wall-clock measure
         return [type(value).__name__, fields]
-    return ["object", type(value).__name__, repr(value)]
+    return ["object", type(value).__name__, re.sub(r" at 0x[0-9a-f]+", "", repr(value))]  # no addresses
 
 
 def outcome(call: Callable[[], object]) -> object:
@@ -121,7 +122,12 @@ class Script:
             stale = pick(self.stale)
             if stale is None:
                 return None
-            return rng.choice([stale.release, lambda: stale.alive, lambda: repr(stale)])()
+            uses: list[Callable[[], object]] = [stale.release, lambda: stale.alive, lambda: repr(stale)]
+            if isinstance(stale, OwnedRef):
+                uses.append(lambda: stale.value)
+            elif isinstance(stale, BufAllocation):
+                uses += [lambda: len(stale.view), lambda: len(stale), lambda: len(list(stale)), stale.__enter__]
+            return rng.choice(uses)()
 
         def pool_leak() -> object:
             if self.refs:
