@@ -204,14 +204,17 @@ class _PoolCore(Generic[T]):
             index = claim[0]
             # The slot is ours alone (popped above), so nothing else reads or writes its entry.
             handles = self._handles
-            ref = handles[index]
-            handles[index] = None
-            # Now `ref` is its only holder, unless a user still holds the dead handle: then it
-            # stays dead and a fresh one is made. (None's count is never that low, which saves
-            # a test for None: ~20 Ir.)
-            if getrefcount(ref) == _SOLE_HOLDER:
+            # The parked handle is revived if `handles` is its only holder; if a user still
+            # holds the dead handle it stays dead and a fresh one is made. The count is read
+            # through the subscript's own reference, strong in every version (a local's load
+            # may be borrowed from 3.14 on, and whether it is depends on the code around it).
+            # (None's count is never that low, which saves a test for None: ~20 Ir.)
+            if getrefcount(handles[index]) == _SOLE_HOLDER:
+                ref = handles[index]
+                handles[index] = None
                 ref._claim = claim  # type: ignore[union-attr]  # not None: see above
             else:
+                handles[index] = None
                 ref = OwnedRef()
                 ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
                 ref._value = self._items[index]
@@ -254,11 +257,12 @@ class _PoolCore(Generic[T]):
         gives back if this raises (`allocate()` inlines this). Whoever pops `claim` owns it."""
         index = claim[0]
         handles = self._handles
-        ref = handles[index]
-        handles[index] = None
-        if getrefcount(ref) == _SOLE_HOLDER:  # as in allocate()
+        if getrefcount(handles[index]) == _SOLE_HOLDER:  # as in allocate()
+            ref = handles[index]
+            handles[index] = None
             ref._claim = claim  # type: ignore[union-attr]  # not None: see allocate()
         else:
+            handles[index] = None
             ref = OwnedRef()
             ref._pool = self  # type: ignore[assignment]  # the core is only ever Pool's base
             ref._value = self._items[index]
@@ -320,7 +324,7 @@ class _PoolCore(Generic[T]):
 
 
 def _sole_holder_count() -> int:
-    """What `getrefcount(ref)` reads in `allocate()` when `handles` is `ref`'s only other holder.
+    """What `getrefcount(handles[index])` reads in `allocate()` when `handles` is the handle's only holder.
 
     Taken through the same expression in the same kind of frame, because the interpreter's
     own temporaries count too and differ between versions. 0 (never read) where counts
@@ -352,9 +356,7 @@ def _sole_holder_count() -> int:
 def _measure_sole_holder() -> int:
     handles: list[object | None] = [OwnedRef()]
     index = 0
-    ref = handles[index]
-    handles[index] = None
-    return getrefcount(ref)
+    return getrefcount(handles[index])
 
 
 _SOLE_HOLDER = _sole_holder_count()
