@@ -190,10 +190,10 @@ class ByteBuffer:
             target.release()  # the source must not keep writing into our memory
         if n is None:
             raise BlockingIOError(f"{source!r} has no data to read now")
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"{source!r} returned {type(n).__name__} {n!r} from readinto(), not an int")
         if n.__class__ is not int:
-            if isinstance(n, bool) or not isinstance(n, int):
-                raise TypeError(f"{source!r} returned {type(n).__name__} {n!r} from readinto(), not an int")
-            n = int(n)
+            n = int(n)  # an int subclass: its own __le__ must not decide the check below
         if not 0 <= n <= space:
             raise OSError(f"{source!r} returned {n} from readinto(), outside 0..{space} (the space it was given)")
         self._len = start + n

@@ -227,10 +227,16 @@ class Line:
             if self._pool._closed:  # closed after the caller looked: close() woke the line already
                 waiter.closed = True
                 return
-            if not self.queue and self._pool._grant(waiter):
-                return
-            self.queue.append(waiter)
-            self._flag()
+            # Queued and flagged before the pool is asked: a release that appends outside
+            # the lock (Pool's) and then tests the flag either is seen by the grant below or
+            # sees the flag and serves the line. Asked first, a release landing between the
+            # look and the flag went unnoticed, and the waiter slept with a slot free.
+            queue = self.queue
+            queue.append(waiter)
+            self._pool._blocked = True
+            if queue[0] is waiter and self._pool._grant(waiter):
+                queue.popleft()
+                self._flag()
         finally:
             if locked:
                 self._lock.release()
@@ -277,10 +283,11 @@ class Line:
         try:
             locked = self._lock.acquire()
             grant, waiter.grant = waiter.grant, None
-            if grant is None:
-                if waiter in self.queue:  # else served or closed meanwhile; tested, not caught:
-                    self.queue.remove(waiter)  # an exception is an object the collector tracks
-                self._flag()
+            # Granted or not: an interrupt between a grant and its popleft() leaves a granted
+            # waiter in the line, which must not be granted again.
+            if waiter in self.queue:  # else served or closed meanwhile; tested, not caught:
+                self.queue.remove(waiter)  # an exception is an object the collector tracks
+            self._flag()
             return grant
         finally:
             if locked:

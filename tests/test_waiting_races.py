@@ -121,6 +121,66 @@ def test_a_pool_closed_between_the_look_and_the_join_raises_at_once(subject: Sub
     assert_whole(pool)
 
 
+def test_a_release_while_a_caller_joins_the_line_is_not_missed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool's releases append to the free stack without the line's lock, then test the pool's
+    flag: one that lands while a caller joins (the line's lock held, the free stack just seen
+    empty) must still reach it. (BufPool's releases take the line's lock: no such moment.)"""
+    pool = Pool(Widget, 1)
+    held = pool.allocate()
+    real_grant, real_serve = Pool._grant, Pool._serve
+    served: list[Pool[Widget]] = []
+
+    def release_after_the_look(self: Pool[Widget], waiter: _waiting.Waiter) -> bool:
+        granted = real_grant(self, waiter)
+        if not granted and held.alive:
+            held.release()  # on this thread, with the line's lock held: its serve is deferred
+        return granted
+
+    def serve_later(self: Pool[Widget]) -> None:
+        served.append(self)  # the line's lock is ours: serving now would deadlock
+
+    monkeypatch.setattr(Pool, "_grant", release_after_the_look)
+    monkeypatch.setattr(Pool, "_serve", serve_later)
+    real_join = _waiting.Line.join
+
+    def join_then_serve(line: _waiting.Line, waiter: _waiting.Waiter) -> None:
+        real_join(line, waiter)
+        monkeypatch.setattr(Pool, "_grant", real_grant)
+        monkeypatch.setattr(Pool, "_serve", real_serve)
+        for p in served:
+            p._serve()
+
+    monkeypatch.setattr(_waiting.Line, "join", join_then_serve)
+    got = pool.allocate(timeout=BOUND_S)  # PoolExhaustedError after BOUND_S if the release was missed
+    assert not held.alive and served == [pool], "the release saw the caller in the line"
+    got.release()
+    assert_whole(pool)
+
+
+def test_an_interrupt_between_a_grant_and_leaving_the_line_is_not_granted_twice(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt lands after the pool granted the head but before it left the line: the
+    grant goes back once, and the waiter is out of the line, never granted again."""
+    pool, held = subject.full()
+    waiter = _waiting.ThreadWaiter(2 if subject.name == "BufPool" else 1)  # what `hold` took
+    pool._line.join(waiter)
+    assert pool.stats().waiting == 1 and waiter.grant is None
+    real_grant = type(pool)._grant
+
+    def grant_then_interrupt(self: Any, w: _waiting.Waiter) -> bool:
+        real_grant(self, w)
+        raise KeyboardInterrupt  # where the line's popleft() would have run
+
+    monkeypatch.setattr(type(pool), "_grant", grant_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        held.release()
+    monkeypatch.setattr(type(pool), "_grant", real_grant)
+    assert waiter.grant is not None
+    pool._leave(waiter)  # the waiting frame's cleanup: the grant goes back, the waiter leaves
+    assert pool.stats().waiting == 0 and waiter.grant is None
+    subject.allocate(pool, 0).release()  # the capacity is free, and not promised to anyone
+    assert_whole(pool)
+
+
 def test_a_release_between_the_timeout_and_leaving_the_line_is_kept(subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
     """The capacity comes back as the timed-out waiter leaves the line: it takes the grant,
     and the pool counts no exhaustion."""
