@@ -282,12 +282,14 @@ class Line:
         locked = False
         try:
             locked = self._lock.acquire()
+            # Out of the line even if granted: an interrupt between a grant and its popleft()
+            # leaves a granted waiter there, which must not be granted again. The grant stays
+            # on the waiter across the calls (an interrupt lands at a call), then moves at once.
+            queue = self.queue
+            if waiter in queue:  # else served or closed meanwhile; tested, not caught:
+                queue.remove(waiter)  # an exception is an object the collector tracks
+                self._flag()
             grant, waiter.grant = waiter.grant, None
-            # Granted or not: an interrupt between a grant and its popleft() leaves a granted
-            # waiter in the line, which must not be granted again.
-            if waiter in self.queue:  # else served or closed meanwhile; tested, not caught:
-                self.queue.remove(waiter)  # an exception is an object the collector tracks
-            self._flag()
             return grant
         finally:
             if locked:
