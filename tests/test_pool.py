@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from child import environment, python
 
+import objpool
+
 from objpool import (
     ByteBuffer,
     ForeignRefError,
@@ -216,6 +218,10 @@ def test_release_kills_the_handle_for_good() -> None:
 
 
 def test_a_released_handle_nobody_holds_is_reused() -> None:
+    """Where reference counts are exact; elsewhere (free-threaded builds) reuse is off."""
+    if not objpool._pool._COUNTS_ARE_EXACT:
+        assert objpool._pool._SOLE_HOLDER == 0, "no count may be trusted here"
+        return
     pool = Pool(Widget, 1)
     ref = pool.allocate()
     first = id(ref)
@@ -226,6 +232,12 @@ def test_a_released_handle_nobody_holds_is_reused() -> None:
     assert again.alive and again.value.resets == 1
     again.release()
     assert (pool.stats().allocations, pool.stats().deallocations) == (2, 2)
+
+
+def test_the_calibration_trusts_no_count_where_counts_are_not_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It returns 0, which no reference count equals: every allocation builds a new handle."""
+    monkeypatch.setattr(objpool._pool, "_COUNTS_ARE_EXACT", False)
+    assert objpool._pool._sole_holder_count() == 0
 
 
 def test_a_released_handle_someone_holds_stays_dead_for_good() -> None:
