@@ -7,11 +7,42 @@ a plain list; `remember` keeps that list short when users release views themselv
 
 from __future__ import annotations
 
+import sys
+from typing import Final
+
 from typing_extensions import Buffer
 
 from ._validate import reject
 
-__all__ = ["release_all", "remember", "writable_memory"]
+__all__ = ["handoff_exporter", "handoff_view", "release_all", "remember", "writable_memory"]
+
+# Without the GIL, the views cut from one memoryview share its export count, which CPython
+# (3.13t at least; python/cpython#127716, #155606) updates without atomics: one thread slicing
+# while another releases loses counts, and the memory is released under live views
+# ("operation forbidden on released memoryview", or worse). A buffer whose views another
+# thread releases (an Sv2 `Slice`) therefore cuts them from an exporter of their own.
+_SHARED_COUNTS_ARE_SAFE: Final = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def handoff_exporter(memory: bytearray) -> Buffer | None:
+    """What views of `memory` handed to other threads are cut from (`handoff_view`): None
+    with the GIL (a plain slice of the owner's view will do), else a ctypes array over it.
+
+    Every `memoryview()` of a ctypes array has an export count of its own, and the array
+    counts no exports itself, so threads releasing those views never touch a count the owner
+    is updating. (A bytearray counts its exports without atomics too.)
+    """
+    if _SHARED_COUNTS_ARE_SAFE:
+        return None
+    import ctypes  # only without the GIL: 3-4 ms of import time
+
+    return (ctypes.c_ubyte * len(memory)).from_buffer(memory)
+
+
+def handoff_view(exporter: Buffer, start: int, end: int) -> memoryview:
+    """Bytes `start:end` of `exporter`'s memory as a flat byte view with an export count of
+    its own (0.7 against 0.3 us for a plain slice, measured on 3.13t)."""
+    return memoryview(exporter).cast("B")[start:end]
 
 
 def _is_released(view: memoryview) -> bool:

@@ -23,7 +23,8 @@ def address(view: memoryview) -> int:
 def pool_offset(pool: BufferPool, view: memoryview) -> int | None:
     """Offset of `view` in the pool's bytes, or None when it is not pool memory."""
     base: memoryview = pool._mv
-    if view.obj is not base.obj:
+    # Without the GIL, slices are cut from the pool's handoff exporter (objpool._views).
+    if view.obj is not base.obj and (pool._exporter is None or view.obj is not pool._exporter):
         return None
     if view.nbytes == 0 or base.nbytes == 0:
         return -1  # an empty view has no address to compare; callers skip the offset

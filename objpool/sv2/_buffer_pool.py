@@ -33,7 +33,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Final
 
+from typing_extensions import Buffer as ReadableBuffer
+
 from .._compiled import COMPILED
+from .._views import handoff_exporter, handoff_view
 
 from ._buffer import Buffer, BufferFromSystemMemory
 from ._modes import POOL_CAPACITY, PoolMode
@@ -76,6 +79,7 @@ class _BufferPoolCore:
         "_bits",
         "_borrow",
         "_capacity",
+        "_exporter",
         "_f_back_start",
         "_f_capacity",
         "_f_len",
@@ -101,6 +105,7 @@ class _BufferPoolCore:
     _bits: int
     _borrow: memoryview | None
     _capacity: int
+    _exporter: ReadableBuffer | None  # see objpool._views.handoff_exporter
     _f_back_start: int
     _f_capacity: int
     _f_len: int
@@ -187,9 +192,13 @@ class _BufferPoolCore:
             self._bits = bits | mask
             self._raw_offset = end
             self._pristine = False
-            s = _adopt(self._mv[off:end], ilen, self._on_release[ilen], True)
+            exporter = self._exporter
+            view = self._mv[off:end] if exporter is None else handoff_view(exporter, off, end)
+            s = _adopt(view, ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
-            s = _adopt(self._mv[off:off], None, None, True)
+            exporter = self._exporter
+            view = self._mv[off:off] if exporter is None else handoff_view(exporter, off, off)
+            s = _adopt(view, None, None, True)
         if mode is _BACK:
             back_start = self._back_start
             self._back_len = self._ilen - back_start
@@ -243,7 +252,9 @@ class BufferPool(_BufferPoolCore, Buffer):
             ValueError: `capacity` is negative or larger than `MAX_SIZE`.
         """
         self._capacity = check_capacity(capacity)
-        self._mv = memoryview(bytearray(self._capacity))
+        memory = bytearray(self._capacity)
+        self._mv = memoryview(memory)
+        self._exporter = handoff_exporter(memory)  # slices another thread releases are cut from it
         # InnerMemory: the pending region [_raw_offset, _raw_end) (upstream keeps raw_len;
         # the end is what the hot path needs) and where each slot's slice lives.
         self._raw_offset = 0

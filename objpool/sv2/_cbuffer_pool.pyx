@@ -14,6 +14,7 @@ reads or writes is a public attribute. Containers are typed `object`, so that a
 
 from objpool.sv2._cslice cimport _make
 from objpool.sv2._sizes import MAX_SIZE, check_size
+from objpool._views import handoff_view
 from objpool.sv2._modes import POOL_CAPACITY, PoolMode
 
 cdef object _BACK = PoolMode.BACK
@@ -46,6 +47,7 @@ cdef class BufferPoolCore:
     cdef public Py_ssize_t _limit
     cdef public object _mode
     cdef public object _mv
+    cdef public object _exporter  # see objpool._views.handoff_exporter
     cdef public Py_ssize_t _next_front_capacity
     cdef public object _on_release
     cdef public bint _pristine
@@ -126,9 +128,13 @@ cdef class BufferPoolCore:
             self._bits |= mask
             self._raw_offset = end
             self._pristine = False
-            s = _make(self._mv[off:end], ilen, self._on_release[ilen], True)
+            exporter = self._exporter
+            view = self._mv[off:end] if exporter is None else handoff_view(exporter, off, end)
+            s = _make(view, ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
-            s = _make(self._mv[off:off], None, None, True)
+            exporter = self._exporter
+            view = self._mv[off:off] if exporter is None else handoff_view(exporter, off, off)
+            s = _make(view, None, None, True)
         if mode is _BACK:
             self._back_len = self._ilen - self._back_start
             if self._ilen >= _SLOTS:  # == back_len + back_start
