@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `objpool._bufpool`: `BufPoolCore` and `BufAllocation` as extension types.
 
 `objpool/_bufpool.py` is the reference: its `_BufPoolCore` and `BufAllocation` define every
@@ -7,13 +7,15 @@ pattern). The test suite runs against both builds. Rare paths (waiting, leaks, s
 Python, in `BufPool`, which subclasses whichever core the install has.
 
 Invariant: an allocation's `_live` is its buffer count while it is live and 0 once released.
-Every read-test-write of `_live` runs with the GIL held and no Python call in between, so of
-two threads releasing one allocation exactly one wins, as `list.pop()` on the claim list does
-in `_bufpool.py`. The budget and the idle blocks change under the pool's lock, as there.
+It is taken by an atomic swap (`objpool._catomic`: a plain read and write under the GIL), so
+of two threads releasing one allocation exactly one wins, as `list.pop()` on the claim list
+does in `_bufpool.py`. The budget, the counters and the idle blocks change under the pool's
+lock, as there, with or without the GIL.
 """
 
 cimport cython
 
+from objpool._catomic cimport objpool_load, objpool_swap
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 
 import time
@@ -53,7 +55,7 @@ cdef class BufAllocation:
     @property
     def alive(self):
         """False once released."""
-        return self._live > 0
+        return objpool_load(&self._live) > 0
 
     @property
     def pool(self):
@@ -63,7 +65,7 @@ cdef class BufAllocation:
     @property
     def view(self):
         """A writable view of all `n * buffer_size` bytes, released with the allocation."""
-        if self._live <= 0:
+        if objpool_load(&self._live) <= 0:
             raise StaleRefError(_RELEASED)
         whole = memoryview(self._block)[: self._n * self._pool._buffer_size]
         if self._views is None:
@@ -91,19 +93,18 @@ cdef class BufAllocation:
 
     cdef int _release(self) except -1:
         cdef Py_ssize_t n
-        if self._live <= 0:
+        if objpool_load(&self._live) <= 0:
             raise StaleRefError(f"{self!r} was already released")
         if self._views is not None:
             release_all(self._views)  # BufferError: nothing changed, the allocation stays live
-        n = self._live  # re-read: release_all ran Python, another thread may have won
+        n = objpool_swap(&self._live, 0)  # won if n > 0: another thread may have, meanwhile
         if n <= 0:
             raise StaleRefError(f"{self!r} was already released")
-        self._live = 0  # won: no Python call between the test and this write
         self._pool._give_back_c(n, self._block)
         return 0
 
     def __enter__(self):
-        if self._live <= 0:
+        if objpool_load(&self._live) <= 0:
             raise StaleRefError(_RELEASED)
         return self
 
@@ -117,10 +118,12 @@ cdef class BufAllocation:
         self._release()
 
     def __del__(self):
-        cdef Py_ssize_t n = self._live
-        if self._pool is None or n <= 0:
+        cdef Py_ssize_t n
+        if self._pool is None:
             return
-        self._live = 0  # won, as the claim list's pop() wins in _bufpool.py
+        n = objpool_swap(&self._live, 0)  # won if n > 0, as the claim list's pop() wins in _bufpool.py
+        if n <= 0:
+            return
         self._pool._on_leak(n, self)
 
     def __copy__(self):
@@ -135,7 +138,7 @@ cdef class BufAllocation:
     def __repr__(self):
         if self._pool is None:  # built with __new__, never lent: no pool to describe
             return "<BufAllocation not made by a pool>"
-        state = "live" if self._live > 0 else "released"
+        state = "live" if objpool_load(&self._live) > 0 else "released"
         return f"<BufAllocation {state} {self._n} x {self._pool._buffer_size} bytes>"
 
 

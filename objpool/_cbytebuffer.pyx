@@ -1,10 +1,14 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """`ByteBuffer` as an extension type: the compiled twin of `objpool._bytebuffer.ByteBuffer`.
 
 `objpool/_bytebuffer.py` is the reference: every behaviour and message here repeats it, and
 the test suite runs against both builds. The memory handling is the same: one `bytearray`
 allocated once, a fill length, and the views handed out remembered so `reset()` can release
 them.
+
+Without the GIL (the module declares it safe): a `ByteBuffer` has one user at a time (the
+holder of its pool's handle), like a `bytearray`; its object fields are set once, in
+`__init__`, and its list of views changes only through the list's own (locked) methods.
 """
 
 from objpool._errors import BufferFullError

@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `objpool._pool`: `PoolCore` and `OwnedRef` as extension types.
 
 `objpool/_pool.py` is the reference: its `_PoolCore` and `OwnedRef` define every behaviour
@@ -6,15 +6,20 @@ and message, and this module repeats them for speed (CPython's heapq/_heapq patt
 test suite runs against both builds. Rare paths stay in Python, in `Pool`, which subclasses
 whichever core the install has.
 
-Invariant: a handle's `_index` is its slot while it is live and -1 once released. Every
-read-test-write of `_index` runs with the GIL held and no Python call in between, so of two
+Invariant: a handle's `_index` is its slot while it is live and -1 once released. It is
+taken by an atomic swap (`objpool._catomic`: a plain read and write under the GIL), so of two
 threads releasing one handle exactly one wins, as `list.pop()` on a claim list does in
-`_pool.py`. The counters `_allocations` and `_most_out` are C integers written the same way:
-under the GIL, with no Python call in between, so no increment is ever lost.
+`_pool.py`. The counters `_allocations` and `_most_out` are C integers updated the same way,
+so no increment is lost with or without the GIL. Everything else a thread touches is either
+its own (a slot it popped), a list (whose operations lock themselves without the GIL), or set
+once when the handle or pool is made; handle reuse, the one write to a shared handle, is off
+without the GIL (the reference counts are not exact there).
 """
 
 cimport cython
 from cpython.ref cimport Py_REFCNT
+
+from objpool._catomic cimport objpool_add, objpool_load, objpool_raise_to, objpool_swap
 
 import sys
 
@@ -56,7 +61,7 @@ cdef class OwnedRef:
         """The lent object. Raises `StaleRefError` once the handle was released."""
         if self._pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        if self._index < 0:
+        if objpool_load(&self._index) < 0:
             raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
         return self._value
 
@@ -65,7 +70,7 @@ cdef class OwnedRef:
         """True until the handle is released (or its object's reset failed)."""
         if self._pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        return self._index >= 0
+        return objpool_load(&self._index) >= 0
 
     @property
     def pool(self):
@@ -91,7 +96,7 @@ cdef class OwnedRef:
     def __enter__(self):
         if self._pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        if self._index < 0:
+        if objpool_load(&self._index) < 0:
             raise StaleRefError(f"{self!r} was released; its object belongs to the pool again")
         return self._value
 
@@ -105,10 +110,12 @@ cdef class OwnedRef:
             self._release(pool, self)
 
     def __del__(self):
-        cdef Py_ssize_t index = self._index
-        if self._pool is None or index < 0:
+        cdef Py_ssize_t index
+        if self._pool is None:
             return
-        self._index = -1  # won, as the claim list's pop() wins in _pool.py
+        index = objpool_swap(&self._index, -1)  # won, as the claim list's pop() wins in _pool.py
+        if index < 0:
+            return
         self._pool._on_leak(index, self)
 
     def __copy__(self):
@@ -123,7 +130,7 @@ cdef class OwnedRef:
     def __repr__(self):
         if self._pool is None:
             return "<OwnedRef not made by a pool>"
-        state = "live" if self._index >= 0 else "released"
+        state = "live" if objpool_load(&self._index) >= 0 else "released"
         return f"<OwnedRef {state} {type(self._value).__name__} from {self._pool!r}>"
 
 
@@ -155,7 +162,7 @@ cdef class PoolCore:
 
     def _counts(self):
         """(allocations so far, the most slots ever out of the free stack at once)."""
-        return self._allocations, self._most_out
+        return objpool_load(&self._allocations), objpool_load(&self._most_out)
 
     def allocate(self, timeout=_NO_WAIT):
         """Lend an object through a handle; with a `timeout`, wait that long for one.
@@ -239,10 +246,9 @@ cdef class PoolCore:
         cdef Py_ssize_t index
         if handle._pool is not self:
             raise ForeignRefError(f"{handle!r} was lent by another pool, not by {self!r}")
-        index = handle._index
+        index = objpool_swap(&handle._index, -1)
         if index < 0:
             raise StaleRefError(f"{handle!r} was already released")
-        handle._index = -1
         try:
             self._reset(handle._value)
         except BaseException:
@@ -261,10 +267,9 @@ cdef inline OwnedRef _lend(PoolCore self, Py_ssize_t index):
     cdef Py_ssize_t out
     cdef object parked
     cdef OwnedRef ref
-    self._allocations += 1
+    objpool_add(&self._allocations, 1)
     out = len(self._items) - len(self._free)
-    if out > self._most_out:
-        self._most_out = out
+    objpool_raise_to(&self._most_out, out)
     parked = self._handles[index]
     self._handles[index] = None
     # Now `parked` is its only holder, unless a user still holds the dead handle: then
@@ -296,11 +301,8 @@ def handle_for(lender, value, Py_ssize_t index):
 def end_handle(OwnedRef ref not None):
     """Kill a live handle and return its index, or -1 if it was released already (atomic:
     no Python call between the test and the write)."""
-    cdef Py_ssize_t index = ref._index
-    if index < 0:
-        return -1
-    ref._index = -1
-    return index
+    cdef Py_ssize_t index = objpool_swap(&ref._index, -1)
+    return -1 if index < 0 else index
 
 
 cdef int _release_through_python(object lender, object ref) except -1:

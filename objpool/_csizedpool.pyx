@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `objpool._sizedpool`: `SizedPoolCore`, `SizeClass` and `CLock`.
 
 `objpool/_sizedpool.py` is the reference: its `_SizedPoolCore` and `_SizeClass` define every
@@ -9,7 +9,9 @@ has.
 
 `CLock` is the pool's lock in this build: a bare `PyThread` lock, taken from C without a
 method call. A contended acquire releases the GIL while it blocks, as `threading.Lock` does.
-The hot path takes it only while a Python section (a `with` block) holds it: see `CLock`.
+With the GIL, the hot path takes it only while a Python section (a `with` block) holds it
+(see `CLock`); without the GIL, always. A handle's `_index` is taken by an atomic swap
+(`objpool._catomic`), so of two threads releasing one handle exactly one wins.
 """
 
 cimport cython
@@ -23,10 +25,12 @@ from cpython.pythread cimport (
     PyThread_type_lock,
 )
 
+from objpool._catomic cimport objpool_load, objpool_swap
 from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 from objpool._cpool cimport OwnedRef
 
+import sys
 import time
 
 from objpool._errors import ForeignRefError, StaleRefError
@@ -35,6 +39,8 @@ from objpool._validate import check_int, reject
 
 
 cdef object _MONOTONIC = time.monotonic
+# Without the GIL other threads run during the hot path's C sections too: take the lock always.
+cdef bint _NO_GIL = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # The default clock read without a Python call: one per release, ~10% of a 1 MiB cycle.
 cdef bint _C_CLOCK = c_clock_agrees()
 
@@ -44,10 +50,11 @@ cdef class CLock:
     """A lock for `with`: `threading.Lock`'s behaviour, without its method calls from C.
 
     `held` is true while a `with` block (Python code, which the GIL can leave) holds it.
-    The compiled hot path takes the lock only then: its own sections are C code that
-    allocates nothing and runs no Python code, so while one runs this thread keeps the
-    GIL and no other thread runs at all. That skips a trywait and a post on the lock's
-    semaphore per section: a 1 MiB get+put went from 2,441 to 2,117 Ir.
+    With the GIL, the compiled hot path takes the lock only then: its own sections are C
+    code that allocates nothing and runs no Python code, so while one runs this thread keeps
+    the GIL and no other thread runs at all. That skips a trywait and a post on the lock's
+    semaphore per section: a 1 MiB get+put went from 2,441 to 2,117 Ir. Without the GIL
+    the hot path always takes it.
     """
 
     cdef PyThread_type_lock _lock
@@ -174,7 +181,7 @@ cdef class SizedPoolCore:
             return self._allocate_cached(k)
         size_class = <SizeClass>self._classes[k]
         buffer = None
-        locked = lock.held  # see CLock
+        locked = lock.held or _NO_GIL  # see CLock
         if locked:
             lock.take()
         try:
@@ -230,7 +237,7 @@ cdef class SizedPoolCore:
         cdef double now
         cdef bint locked
         ref = handle
-        if handle._index < 0:
+        if objpool_load(&handle._index) < 0:
             raise StaleRefError(f"{ref!r} was already released")
         buffer = handle._value
         # The clock is read while the handle is still live: if it raises, nothing changed.
@@ -239,10 +246,9 @@ cdef class SizedPoolCore:
         else:
             now = self._clock()
         entry = (now, buffer)  # allocated before the section, which must allocate nothing
-        k = handle._index  # re-read: the clock may have run Python code
+        k = objpool_swap(&handle._index, -1)  # won if k >= 0: the clock may have run Python code
         if k < 0:
             raise StaleRefError(f"{ref!r} was already released")
-        handle._index = -1  # won: no Python call between the test and this write
         classes = len(self._classes)
         if k >= classes:  # oversize, k - classes bytes: never kept
             self._return_oversize(k - classes)
@@ -259,7 +265,7 @@ cdef class SizedPoolCore:
         if k < self._cached_classes:
             self._put_cached(k, entry)
             return 0
-        locked = lock.held  # see CLock
+        locked = lock.held or _NO_GIL  # see CLock
         if locked:
             lock.take()
         try:

@@ -1,9 +1,12 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `BufferFromSystemMemory`: `SystemMemoryCore` as an extension type.
 
 `objpool/sv2/_buffer.py` is the reference: its `_SystemMemoryCore` defines every behaviour and
 message, and this class repeats it for speed (CPython's heapq/_heapq pattern); the test suite
 runs against both builds.
+
+Without the GIL (the module declares it safe): one thread writes into a buffer, as with the
+GIL; its slices own fresh memory each and may be released on any thread.
 """
 
 from objpool.sv2._cslice cimport _make

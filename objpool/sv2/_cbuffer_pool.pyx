@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `objpool.sv2._buffer_pool`: `BufferPoolCore` as an extension type.
 
 `objpool/sv2/_buffer_pool.py` is the reference: its `_BufferPoolCore` defines every behaviour
@@ -10,6 +10,11 @@ core the install has and keeps the ported algorithm's slow paths.
 The slot map arithmetic is done on C integers; everything a slow path written in Python also
 reads or writes is a public attribute. Containers are typed `object`, so that a
 `BufferPool.__new__(BufferPool)` never initialised raises instead of crashing.
+
+Without the GIL (the module declares it safe): one thread uses a `BufferPool`, as with the
+GIL; other threads only release its slices, which appends to `_released` (a list, whose
+methods lock themselves) and never touches the pool's own view (see
+`objpool._views.handoff_exporter`).
 """
 
 from objpool.sv2._cslice cimport _make

@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `objpool.sv2._codec`: `DecoderCore` as an extension type.
 
 `objpool/sv2/_codec.py` is the reference: its `_DecoderCore` defines every behaviour and
@@ -9,6 +9,9 @@ subclasses whichever core the install has and keeps the other ways in and the ra
 `_begin` and `_take` are C functions called directly by `feed()`, with `def` doors of the same
 names for the Python code of `Decoder` (`_advance()`). Everything a method written in Python
 also reads or writes is a public attribute.
+
+Without the GIL (the module declares it safe): one thread feeds a `Decoder`, as with the GIL;
+its frames may be released on any thread (`Slice`'s rule).
 """
 
 from objpool._errors import FrameError

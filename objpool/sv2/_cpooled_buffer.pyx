@@ -1,10 +1,14 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled hot path of `PooledBuffer`: `PooledBufferCore` as an extension type.
 
 `objpool/sv2/_pooled_buffer.py` is the reference: its `_PooledBufferCore` defines every
 behaviour and message, and this class repeats it for speed (CPython's heapq/_heapq pattern);
 the test suite runs against both builds. `PooledBuffer`, in Python, subclasses whichever core
 the install has and keeps the rare paths (system-memory fallback, giving a buffer back).
+
+Without the GIL (the module declares it safe): one thread writes into a `PooledBuffer`, as
+with the GIL; its slices may be released on any thread, which releases their `ByteBuffer`
+handles through the compiled `Pool` core (see `objpool._cpool`).
 """
 
 from objpool._cbytebuffer cimport ByteBuffer

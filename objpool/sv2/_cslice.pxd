@@ -8,7 +8,7 @@ cdef class Slice:
     cdef object _index
     cdef bint _from_pool
     cdef object _callback
-    cdef bint _alive
+    cdef Py_ssize_t _alive  # 1 while live, 0 once released (swapped: objpool._catomic)
 
 
 cdef Slice _make(object view, object index, object on_release, bint from_pool)

@@ -1,4 +1,4 @@
-# cython: language_level=3, auto_pickle=False, embedsignature=True
+# cython: language_level=3, auto_pickle=False, embedsignature=True, freethreading_compatible=True
 """The compiled `Slice`: `objpool/sv2/_slice.py` repeated as an extension type.
 
 `_slice.py` is the reference: its `Slice` defines every behaviour and message, and this class
@@ -6,13 +6,16 @@ repeats them for speed (CPython's heapq/_heapq pattern); the test suite runs aga
 
 Invariant, as in the reference: a live slice is the only owner of its bytes, and releasing it
 first releases every view it handed out, then runs its release callback exactly once. The
-reference's one-item token list becomes `_alive` and `_callback`: every test-and-clear of
-them runs with the GIL held and no Python call in between, so of two threads releasing one
-slice exactly one runs the callback, as the token's `list.pop()` decides in `_slice.py`.
+reference's one-item token list becomes `_alive` and `_callback`: `_alive` is cleared by an
+atomic swap (`objpool._catomic`: a plain read and write under the GIL), and only the thread
+that swapped it takes `_callback`, so of two threads releasing one slice exactly one runs the
+callback, as the token's `list.pop()` decides in `_slice.py`.
 """
 
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer
+
+from objpool._catomic cimport objpool_load, objpool_swap
 
 import sys
 
@@ -65,7 +68,7 @@ cdef class Slice:
     # Fields (declared in _cslice.pxd): _view, the memoryview of exactly this slice's bytes;
     # _views, the views handed out by slice[a:b] and Frame.payload (None: none yet); _len
     # (read by the decoder, which skips the len() call); _index; _from_pool; _callback, the
-    # release callback or None; _alive, False once released and in an object whose
+    # release callback or None; _alive, 0 once released and in an object whose
     # __init__ failed.
 
     def __init__(self, data=b""):
@@ -81,7 +84,7 @@ cdef class Slice:
         self._index = None
         self._from_pool = False
         self._callback = None
-        self._alive = True
+        self._alive = 1
 
     @classmethod
     def adopt(cls, view, on_release=None, *, index=None, from_pool=False):
@@ -126,7 +129,7 @@ cdef class Slice:
     @property
     def alive(self):
         """False once the slice was released."""
-        return self._alive
+        return objpool_load(&self._alive) != 0
 
     @property
     def view(self):
@@ -138,7 +141,7 @@ cdef class Slice:
         Raises:
             StaleRefError: the slice was released. Take what you need before releasing.
         """
-        if not self._alive:
+        if not objpool_load(&self._alive):
             raise StaleRefError(_RELEASED)
         return self._view
 
@@ -150,7 +153,7 @@ cdef class Slice:
                 `memoryview(slice)` not yet released); the slice stays alive. Release that
                 export first.
         """
-        if not self._alive:
+        if not objpool_load(&self._alive):
             return
         try:
             self._view.release()
@@ -161,17 +164,17 @@ cdef class Slice:
                 "cannot release a Slice while a buffer export of its view is alive; "
                 "release that export first"
             ) from exc
-        # release_all() is Python code: another thread may have released us meanwhile.
-        if not self._alive:
+        # release_all() is Python code: another thread may have released us meanwhile; the
+        # swap lets exactly one of them on.
+        if not objpool_swap(&self._alive, 0):
             return
-        self._alive = False
         on_release = self._callback
         self._callback = None
         if on_release is not None:
             on_release()
 
     def __del__(self):
-        if not self._alive:  # released, or __init__ failed before the fields were set
+        if not objpool_load(&self._alive):  # released, or __init__ failed before the fields were set
             return
         try:
             warn_user(
@@ -194,7 +197,7 @@ cdef class Slice:
 
     def _on_release_also(self, extra):
         """Run `extra` after the release callback; call before anyone else holds the slice."""
-        if not self._alive:
+        if not objpool_load(&self._alive):
             raise StaleRefError(_RELEASED)
         first = self._callback
         if first is None:
@@ -219,7 +222,7 @@ cdef class Slice:
 
     def _tail(self, Py_ssize_t start):
         """A tracked view of the bytes from `start` on (`Frame.payload`)."""
-        if not self._alive:
+        if not objpool_load(&self._alive):
             raise StaleRefError(_RELEASED)
         return self._track(self._view[start:])
 
@@ -266,7 +269,7 @@ cdef class Slice:
 
     def __repr__(self):
         where = "pool" if self._from_pool else "system"
-        state = "" if self._alive else " released"
+        state = "" if objpool_load(&self._alive) else " released"
         return f"<Slice index={self._index} len={self._len} {where}{state}>"
 
 
@@ -277,5 +280,5 @@ cdef Slice _make(object view, object index, object on_release, bint from_pool):
     self._index = index
     self._from_pool = from_pool
     self._callback = on_release
-    self._alive = True
+    self._alive = 1
     return self
