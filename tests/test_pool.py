@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 import gc
@@ -480,7 +481,9 @@ def run_bounded(call: Callable[[], object]) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    t = threading.Thread(target=target, daemon=True)
+    # In a copy of this thread's context: where warnings are context-aware (3.14's flag, on by
+    # default on free-threaded builds) the caller's catch_warnings() reaches the thread only so.
+    t = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
     t.start()
     t.join(5)
     assert not t.is_alive(), "a reentrant call into the pool hung"

@@ -6,6 +6,7 @@ switch interval so threads interleave inside pool calls, not only between them.
 
 from __future__ import annotations
 
+import contextvars
 import random
 import sys
 import threading
@@ -53,7 +54,9 @@ def run_threads(worker: Callable[[int], None], n: int = THREADS) -> None:
         except BaseException as exc:  # reported below, in the test's own thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    # Each in a copy of this thread's context: where warnings are context-aware (3.14's flag,
+    # on by default on free-threaded builds) the test's catch_warnings() reaches them only so.
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(guarded, i)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -222,7 +225,7 @@ def test_stats_identities_hold_in_every_snapshot_while_slots_are_rebuilt() -> No
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        threads = [threading.Thread(target=churn, args=(i,)) for i in range(4)]
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(churn, i)) for i in range(4)]  # see run_threads
         for t in threads:
             t.start()
         time.sleep(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import contextvars
 import gc
 import time
 import warnings
@@ -39,7 +40,9 @@ def test_a_warning_with_no_python_caller_at_all_is_still_issued() -> None:
     """A compiled finaliser may warn with no Python frame above it: here, a bare C thread."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _thread.start_new_thread(warn_user, ("from nowhere", ResourceWarning))
+        # Run by Context.run, a C function: still no Python frame above warn_user, and the
+        # thread sees this catch_warnings() also where warnings are context-aware (3.14+).
+        _thread.start_new_thread(contextvars.copy_context().run, (warn_user, "from nowhere", ResourceWarning))
         deadline = time.monotonic() + 5
         while not caught and time.monotonic() < deadline:
             time.sleep(0.001)
