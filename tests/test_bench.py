@@ -26,7 +26,7 @@ from objpool_bench._cli import WIDTH, WORKLOADS
 from objpool_bench._machine import installed_compiled_init, shadowing_warning
 from objpool_bench._sv2_buffers import BASELINE, Messages, buffer_makers, write_chunked, write_one
 
-EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers", "handoff", "bufpool", "sizedpool"]
+EXPECTED_WORKLOADS = ["pool-cycle", "sv2-single", "sv2-threads", "decoder", "bytebuffers", "handoff", "bufpool", "sizedpool", "sharing"]
 
 
 def test_smoke_every_workload(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from . import _bufpool, _bytebuffers, _decoder, _handoff, _pool_cycle, _sizedpool, _sv2_single, _sv2_threads
+from . import _bufpool, _bytebuffers, _decoder, _handoff, _pool_cycle, _sharing, _sizedpool, _sv2_single, _sv2_threads
 from ._harness import Progress, Settings, Workload, WorkloadResult, format_group
 from ._machine import describe, header_lines
 
@@ -41,6 +41,7 @@ WORKLOADS: Final[dict[str, Workload]] = {
         _handoff.WORKLOAD,
         _bufpool.WORKLOAD,
         _sizedpool.WORKLOAD,
+        _sharing.WORKLOAD,
     )
 }
 
