@@ -520,9 +520,11 @@ class BufPool(_BufPoolCore):
         if in_use > self._budget:
             return False
         # Charged and recorded with no call between (a call is where an interrupt lands).
+        # Lent from here (on its way, as a slot handed to a `Pool` waiter is); counted as an
+        # allocation when the waiter takes it (`_lend_handed`), as `Pool` counts: a grant its
+        # waiter never takes (a timeout, a cancellation at the hand-off) is no allocation.
         self._in_use = in_use
         waiter.grant = need
-        self._allocations += 1
         self._lent += 1
         if in_use > self._high_water:
             self._high_water = in_use
@@ -577,10 +579,20 @@ class BufPool(_BufPoolCore):
         claim = [n]
         waiter.grant = None
         try:
+            self._count_allocation()
             return self._lend_granted(claim)
         except BaseException:
             self._lend_failed(claim)
             raise
+
+    def _count_allocation(self) -> None:
+        locked = False
+        try:
+            locked = self._lock.acquire()
+            self._allocations += 1
+        finally:
+            if locked:
+                self._lock.release()
 
     def _waited(self, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -800,6 +812,9 @@ class BufPool(_BufPoolCore):
         counts = [0] * _COUNTS
         waited = self._read_counts(counts)
         in_use, high_water, idle, waiting, exhausted, allocations, lent, hits, leaks, closed = counts
+        # A grant on its way to its waiter is lent but not yet an allocation (see _grant):
+        # counted as one here, so that no snapshot shows negative deallocations.
+        allocations = max(allocations, lent + leaks)
         return BufPoolStats(
             lent=lent,
             allocations=allocations,

@@ -21,11 +21,10 @@ from cpython.ref cimport Py_REFCNT
 
 from objpool._catomic cimport objpool_add, objpool_load, objpool_raise_to, objpool_swap
 
-import sys
-
 from types import GenericAlias
 
 from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from objpool._locking import gil_enabled
 from objpool._validate import check_seconds, reject
 from objpool._waiting import NO_WAIT
 
@@ -33,7 +32,7 @@ from objpool._waiting import NO_WAIT
 # A parked handle taken out of `_handles` may be revived when `allocate()`'s local is its
 # only reference: a count of 1. Free-threaded builds count references per thread, so there
 # every allocation makes a fresh handle (0 never matches), as in `_pool.py`.
-cdef Py_ssize_t _SOLE_HOLDER = 1 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
+cdef Py_ssize_t _SOLE_HOLDER = 1 if gil_enabled() else 0
 
 # allocate()'s default timeout as a C global: a module-global lookup per call cost ~4% of a
 # compiled cycle, an identity test of this costs nothing.

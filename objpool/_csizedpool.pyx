@@ -30,17 +30,17 @@ from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 from objpool._cpool cimport OwnedRef
 
-import sys
 import time
 
 from objpool._errors import ForeignRefError, StaleRefError
 from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE
+from objpool._locking import gil_enabled
 from objpool._validate import check_int, reject
 
 
 cdef object _MONOTONIC = time.monotonic
 # Without the GIL other threads run during the hot path's C sections too: take the lock always.
-cdef bint _NO_GIL = not getattr(sys, "_is_gil_enabled", lambda: True)()
+cdef bint _NO_GIL = not gil_enabled()
 # The default clock read without a Python call: one per release, ~10% of a 1 MiB cycle.
 cdef bint _C_CLOCK = c_clock_agrees()
 

@@ -37,6 +37,7 @@ from ._compiled import COMPILED
 from . import _fork
 from ._acquisition import Acquisition
 from ._errors import NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
+from ._locking import gil_enabled
 from ._ownedref import OwnedRef
 from ._validate import check_callable, check_optional_str, check_seconds, check_size, reject
 from ._waiting import NO_WAIT, Line, Waiter, pop_or_none, wait, wait_async
@@ -66,7 +67,7 @@ machine runs out of memory."""
 
 # Handle reuse needs a reference count that tells the truth: CPython's, with the GIL.
 # Elsewhere (PyPy, free-threaded builds) every allocation makes a fresh handle.
-_COUNTS_ARE_EXACT = sys.implementation.name == "cpython" and getattr(sys, "_is_gil_enabled", lambda: True)()
+_COUNTS_ARE_EXACT = sys.implementation.name == "cpython" and gil_enabled()
 getrefcount: Callable[[object], int] = getattr(sys, "getrefcount", lambda obj: 0)
 
 

@@ -7,11 +7,11 @@ a plain list; `remember` keeps that list short when users release views themselv
 
 from __future__ import annotations
 
-import sys
 from typing import Final
 
 from typing_extensions import Buffer
 
+from ._locking import gil_enabled
 from ._validate import reject
 
 __all__ = ["handoff_exporter", "handoff_view", "release_all", "remember", "writable_memory"]
@@ -21,7 +21,7 @@ __all__ = ["handoff_exporter", "handoff_view", "release_all", "remember", "writa
 # while another releases loses counts, and the memory is released under live views
 # ("operation forbidden on released memoryview", or worse). A buffer whose views another
 # thread releases (an Sv2 `Slice`) therefore cuts them from an exporter of their own.
-_SHARED_COUNTS_ARE_SAFE: Final = getattr(sys, "_is_gil_enabled", lambda: True)()
+_SHARED_COUNTS_ARE_SAFE: Final = gil_enabled()
 
 
 def handoff_exporter(memory: bytearray) -> Buffer | None:

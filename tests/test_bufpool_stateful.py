@@ -95,14 +95,15 @@ class BufPoolMachine(RuleBasedStateMachine):
 
     def charge(self, n: int) -> None:
         """A grant (or a lend by the waiting path): charged now, idle blocks given up to make
-        room; the block is taken when the task runs (`take_block`)."""
+        room; the block is taken, and the allocation counted, when the task runs
+        (`take_block`): a grant cancelled before that is no allocation, as in `Pool`."""
         self.in_use += n
-        self.allocations += 1
         self.evict()
 
     def take_block(self, n: int, allocation: BufAllocation) -> None:
         block = allocation.view.obj
         assert isinstance(block, bytearray) and len(allocation) == n
+        self.allocations += 1
         k = size_class(n)
         if self.idle[k]:
             assert block is self.idle[k].pop(), "the newest idle block of the class"
