@@ -41,6 +41,27 @@ def test_objpool_pure_python_at_run_time_runs_the_reference() -> None:
     assert default[0] == str(objpool.COMPILED)
 
 
+def test_importing_every_module_leaves_the_gil_as_it_was() -> None:
+    """On a free-threaded build the GIL stays off: every twin declares that it runs without
+    it (an extension that does not turns it back on, with a RuntimeWarning, here an error).
+    In a fresh interpreter left to its default (no PYTHON_GIL), warnings as errors."""
+    script = """
+import importlib, pkgutil, sys
+gil = getattr(sys, "_is_gil_enabled", lambda: True)
+before = gil()
+import objpool
+for module in pkgutil.walk_packages(objpool.__path__, "objpool."):
+    importlib.import_module(module.name)
+print(before, gil())
+"""
+    env = child.environment()
+    env.pop("PYTHON_GIL", None)
+    run = subprocess.run(child.python("-W", "error", "-c", script), env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    before, after = run.stdout.split()
+    assert after == before, "importing objpool turned the GIL on"
+
+
 def test_the_build_compiles_exactly_the_twins_listed_in_one_place() -> None:
     """`objpool._compiled.TWINS` is the one list: setup.py reads it, the sources hold a
     `.pyx` for each twin on it and no other, and a compiled install holds an extension
