@@ -7,7 +7,12 @@ runs against both builds.
 
 Without the GIL (the module declares it safe): one thread writes into a buffer, as with the
 GIL; its slices own fresh memory each and may be released on any thread.
+Its methods that touch object fields hold a critical section on the object (no cost with the
+GIL): the generated attribute accessors hold one too, so two threads misusing one object at
+once get wrong results, as in the pure build, never a field freed twice.
 """
+
+cimport cython
 
 from objpool.sv2._cslice cimport _make
 from objpool.sv2._sizes import MIN_ALLOC as _MIN_ALLOC, NO_BYTES as _NO_BYTES, MAX_SIZE, check_size
@@ -25,6 +30,7 @@ cdef class SystemMemoryCore:
     cdef public object _mv  # the current bytearray's whole view; never handed out itself
     cdef public Py_ssize_t _start
 
+    @cython.critical_section  # see the module docstring
     def get_writable(self, n):
         cdef Py_ssize_t pos, end
         if type(n) is not int or n < 0 or n > _MAX_SIZE:
@@ -40,6 +46,7 @@ cdef class SystemMemoryCore:
         borrow = self._borrow = self._mv[pos:end]
         return borrow
 
+    @cython.critical_section  # see the module docstring
     def _grow(self, Py_ssize_t pos, Py_ssize_t end):
         self._grow_c(pos, end)
 
@@ -51,6 +58,7 @@ cdef class SystemMemoryCore:
         self._mv = new
         self._cap = cap
 
+    @cython.critical_section  # see the module docstring
     def get_data_owned(self):
         cdef Py_ssize_t n
         borrow = self._borrow

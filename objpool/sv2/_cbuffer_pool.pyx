@@ -15,7 +15,12 @@ Without the GIL (the module declares it safe): one thread uses a `BufferPool`, a
 GIL; other threads only release its slices, which appends to `_released` (a list, whose
 methods lock themselves) and never touches the pool's own view (see
 `objpool._views.handoff_exporter`).
+Its methods that touch object fields hold a critical section on the object (no cost with the
+GIL): the generated attribute accessors hold one too, so two threads misusing one object at
+once get wrong results, as in the pure build, never a field freed twice.
 """
+
+cimport cython
 
 from objpool.sv2._cslice cimport _make
 from objpool.sv2._sizes import MAX_SIZE, check_size
@@ -64,6 +69,7 @@ cdef class BufferPoolCore:
     cdef public Py_ssize_t _start
     cdef public object _sys
 
+    @cython.critical_section  # see the module docstring
     def get_writable(self, n):
         cdef Py_ssize_t size, off, end, bits
         if type(n) is not int or n < 0 or n > _MAX_SIZE:
@@ -106,6 +112,7 @@ cdef class BufferPoolCore:
         self._sync()
         return borrow
 
+    @cython.critical_section  # see the module docstring
     def get_data_owned(self):
         cdef Py_ssize_t off, end, n, ilen, mask
         borrow = self._borrow

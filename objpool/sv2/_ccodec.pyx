@@ -12,7 +12,12 @@ also reads or writes is a public attribute.
 
 Without the GIL (the module declares it safe): one thread feeds a `Decoder`, as with the GIL;
 its frames may be released on any thread (`Slice`'s rule).
+Its methods that touch object fields hold a critical section on the object (no cost with the
+GIL): the generated attribute accessors hold one too, so two threads misusing one object at
+once get wrong results, as in the pure build, never a field freed twice.
 """
+
+cimport cython
 
 from objpool._errors import FrameError
 from objpool._validate import as_byte_view
@@ -50,6 +55,7 @@ cdef class DecoderCore:
     cdef public Py_ssize_t _type_len
     cdef public bint _whole
 
+    @cython.critical_section  # see the module docstring
     def feed(self, data):
         """Copy `data` (any bytes-like object, any length) in; return the frames it completed.
 
@@ -91,10 +97,12 @@ cdef class DecoderCore:
                 raise
         return frames
 
+    @cython.critical_section  # see the module docstring
     def _begin(self, raw_ext, type_len, src, pos, avail):
         """Start a frame whose header is `src[pos:pos+6]`, followed there by `avail` bytes."""
         return self._begin_c(raw_ext, type_len, src, pos, avail)
 
+    @cython.critical_section  # see the module docstring
     def _take(self):
         """Hand the complete frame over as one slice and wait for the next header."""
         return self._take_c()

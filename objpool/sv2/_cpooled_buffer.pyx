@@ -9,7 +9,12 @@ the install has and keeps the rare paths (system-memory fallback, giving a buffe
 Without the GIL (the module declares it safe): one thread writes into a `PooledBuffer`, as
 with the GIL; its slices may be released on any thread, which releases their `ByteBuffer`
 handles through the compiled `Pool` core (see `objpool._cpool`).
+Its methods that touch object fields hold a critical section on the object (no cost with the
+GIL): the generated attribute accessors hold one too, so two threads misusing one object at
+once get wrong results, as in the pure build, never a field freed twice.
 """
+
+cimport cython
 
 from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cpool cimport OwnedRef, PoolCore
@@ -36,6 +41,7 @@ cdef class PooledBufferCore:
     cdef public object _timeout
     cdef public object _wv
 
+    @cython.critical_section  # see the module docstring
     def get_writable(self, n):
         cdef Py_ssize_t pos, end
         if type(n) is not int or n < 0 or n > _MAX_SIZE:
@@ -57,6 +63,7 @@ cdef class PooledBufferCore:
         borrow = self._borrow = self._sys.get_writable(n)
         return borrow
 
+    @cython.critical_section  # see the module docstring
     def _take(self):
         return self._take_c()
 
@@ -75,6 +82,7 @@ cdef class PooledBufferCore:
             return None
         return self._hold_c(ref)
 
+    @cython.critical_section  # see the module docstring
     def _hold(self, ref):
         return self._hold_c(ref)
 
@@ -89,6 +97,7 @@ cdef class PooledBufferCore:
         self._free = len(wv)
         return wv
 
+    @cython.critical_section  # see the module docstring
     def get_data_owned(self):
         cdef Py_ssize_t n
         borrow = self._borrow
