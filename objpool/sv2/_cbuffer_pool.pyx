@@ -128,6 +128,8 @@ cdef class BufferPoolCore:
         off = self._raw_offset
         end = self._raw_end
         n = end - off
+        exporter = self._exporter  # the slice's view, in pool memory (0 bytes: no slot, below)
+        view = self._mv[off:end] if exporter is None else handoff_view(exporter, off, end)
         if n:
             ilen = self._ilen
             self._slot_off[ilen] = off  # IndexError past 8: upstream panics the same way
@@ -140,12 +142,8 @@ cdef class BufferPoolCore:
             self._bits |= mask
             self._raw_offset = end
             self._pristine = False
-            exporter = self._exporter
-            view = self._mv[off:end] if exporter is None else handoff_view(exporter, off, end)
             s = _make(view, ilen, self._on_release[ilen], True)
         else:  # upstream: index 59, pool-backed, no slot
-            exporter = self._exporter
-            view = self._mv[off:off] if exporter is None else handoff_view(exporter, off, off)
             s = _make(view, None, None, True)
         if mode is _BACK:
             self._back_len = self._ilen - self._back_start
