@@ -39,6 +39,27 @@ cdef extern from *:
         return __atomic_load_n(p, __ATOMIC_SEQ_CST);
     #endif
     }
+    /* *p += v, no update lost; returns the new value. */
+    static inline Py_ssize_t objpool_add_fetch(Py_ssize_t *p, Py_ssize_t v) {
+    #if !defined(Py_GIL_DISABLED)
+        return *p += v;
+    #elif defined(_MSC_VER)
+        return (Py_ssize_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v) + v;
+    #else
+        return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
+    #endif
+    }
+    /* *p += 1 where this thread is the only writer: no lost update, and readers on other
+       threads see a whole value, without a locked instruction. */
+    static inline void objpool_bump(Py_ssize_t *p) {
+    #if !defined(Py_GIL_DISABLED)
+        *p += 1;
+    #elif defined(_MSC_VER)
+        *(volatile Py_ssize_t *)p = *(volatile Py_ssize_t *)p + 1;
+    #else
+        __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    #endif
+    }
     /* *p = max(*p, v), no larger value lost: a high-water mark. */
     static inline void objpool_raise_to(Py_ssize_t *p, Py_ssize_t v) {
     #if !defined(Py_GIL_DISABLED)
@@ -60,4 +81,6 @@ cdef extern from *:
     Py_ssize_t objpool_swap(Py_ssize_t *p, Py_ssize_t v) nogil
     void objpool_add(Py_ssize_t *p, Py_ssize_t v) nogil
     Py_ssize_t objpool_load(Py_ssize_t *p) nogil
+    void objpool_bump(Py_ssize_t *p) nogil
+    Py_ssize_t objpool_add_fetch(Py_ssize_t *p, Py_ssize_t v) nogil
     void objpool_raise_to(Py_ssize_t *p, Py_ssize_t v) nogil

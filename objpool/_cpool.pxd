@@ -12,7 +12,15 @@ cdef class OwnedRef:
     cdef ReleaseFn _release  # NULL: lent by a PoolCore, which takes it back in C
 
 
+cdef class SlotCache:
+    cdef readonly list free
+    cdef Py_ssize_t _allocations  # one writer: the cache's thread
+
+
 cdef class PoolCore:
+    cdef readonly list _caches  # by thread number; None: thread caches off
+    cdef Py_ssize_t _cache_depth  # the most free slots a thread's cache keeps
+    cdef Py_ssize_t _serial  # unique for the process's life: the thread-locals' key
     cdef public bint _closed
     cdef readonly list _free
     cdef readonly list _handles  # per slot: its parked dead handle, or None

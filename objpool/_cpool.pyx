@@ -13,18 +13,21 @@ threads releasing one handle exactly one wins, as `list.pop()` on a claim list d
 so no increment is lost with or without the GIL. Everything else a thread touches is either
 its own (a slot it popped), a list (whose operations lock themselves without the GIL), or set
 once when the handle or pool is made; handle reuse, the one write to a shared handle, is off
-without the GIL (the reference counts are not exact there).
+without the GIL (the reference counts are not exact there). With thread caches on, a
+`SlotCache`'s count has one writer, its thread, and its list is taken from by other threads
+only through `pop()`.
 """
 
 cimport cython
 from cpython.ref cimport Py_REFCNT
 
-from objpool._catomic cimport objpool_add, objpool_load, objpool_raise_to, objpool_swap
+from objpool._catomic cimport objpool_add, objpool_add_fetch, objpool_bump, objpool_load, objpool_raise_to, objpool_swap
 
 from types import GenericAlias
 
 from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from objpool._locking import gil_enabled
+from objpool._threadnumber import thread_number
 from objpool._validate import check_seconds, reject
 from objpool._waiting import NO_WAIT
 
@@ -33,6 +36,30 @@ from objpool._waiting import NO_WAIT
 # only reference: a count of 1. Free-threaded builds count references per thread, so there
 # every allocation makes a fresh handle (0 never matches), as in `_pool.py`.
 cdef Py_ssize_t _SOLE_HOLDER = 1 if gil_enabled() else 0
+
+# C thread-locals: the thread's number (objpool._threadnumber), once asked, and its caches in
+# the last two pools it used, by the pools' serial numbers (unique for the process's life, so
+# a pool made at a dead pool's address never matches). The cache pointers are borrowed: a
+# serial matches only while its pool, which holds the cache, runs a method. Reading the pool's
+# list of caches instead increfs that list, which every thread shares: it made two threads
+# sharing a pool slower than one (0.7x, CPython 3.13t), against 1.3-1.5x this way.
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #define OBJPOOL_THREAD_LOCAL __declspec(thread)
+    #else
+    #define OBJPOOL_THREAD_LOCAL __thread
+    #endif
+    static OBJPOOL_THREAD_LOCAL Py_ssize_t objpool_this_thread = -1;
+    static OBJPOOL_THREAD_LOCAL Py_ssize_t objpool_seen_serial[2];
+    static OBJPOOL_THREAD_LOCAL void *objpool_seen_cache[2];
+    """
+    Py_ssize_t objpool_this_thread
+    Py_ssize_t objpool_seen_serial[2]
+    void *objpool_seen_cache[2]
+
+# The last serial given to a pool (the first is 1: the thread-locals start at 0, no pool).
+cdef Py_ssize_t _serials = 0
 
 # allocate()'s default timeout as a C global: a module-global lookup per call cost ~4% of a
 # compiled cycle, an identity test of this costs nothing.
@@ -133,6 +160,57 @@ cdef class OwnedRef:
         return f"<OwnedRef {state} {type(self._value).__name__} from {self._pool!r}>"
 
 
+@cython.final
+cdef class SlotCache:
+    """One thread's cache of free slots in front of a `Pool`'s shared stack (see
+    `_pool.SlotCache`, the reference). Its count has one writer, its thread."""
+
+    def __cinit__(self):
+        self.free = []
+
+    @property
+    def allocations(self):
+        """Lent from `free` by this cache's thread."""
+        return objpool_load(&self._allocations)
+
+
+cdef inline SlotCache _cache_of(PoolCore pool, bint number_thread):
+    """This thread's cache in `pool`, or None if it has none yet. A thread without a number
+    gets one if `number_thread` (Python code: never once a slot is in transit)."""
+    cdef void *swap
+    if objpool_seen_serial[0] == pool._serial:
+        return <SlotCache>objpool_seen_cache[0]
+    if objpool_seen_serial[1] == pool._serial:
+        swap = objpool_seen_cache[1]
+        objpool_seen_serial[1] = objpool_seen_serial[0]
+        objpool_seen_cache[1] = objpool_seen_cache[0]
+        objpool_seen_serial[0] = pool._serial
+        objpool_seen_cache[0] = swap
+        return <SlotCache>swap
+    return _find_cache(pool, number_thread)
+
+
+cdef SlotCache _find_cache(PoolCore pool, bint number_thread):
+    """`_cache_of` when the thread-locals do not have it: from the pool's list, remembered."""
+    global objpool_this_thread
+    cdef Py_ssize_t number = objpool_this_thread
+    cdef object cache
+    if number < 0:
+        if not number_thread:
+            return None
+        number = thread_number()
+        objpool_this_thread = number
+    if number < len(pool._caches):
+        cache = pool._caches[number]
+        if type(cache) is SlotCache:  # keeps a tampered `_caches` from the cast
+            objpool_seen_serial[1] = objpool_seen_serial[0]
+            objpool_seen_cache[1] = objpool_seen_cache[0]
+            objpool_seen_serial[0] = pool._serial
+            objpool_seen_cache[0] = <void *>cache
+            return <SlotCache>cache
+    return None
+
+
 cdef class PoolCore:
     """`Pool`'s hot path, compiled: lend, take back, and nothing else (see `_pool._PoolCore`).
 
@@ -148,9 +226,14 @@ cdef class PoolCore:
 
     __class_getitem__ = classmethod(GenericAlias)
 
-    def _start(self, list items):
-        """Take `items` as the slots' objects, every slot free and every count zero."""
+    def _start(self, list items, Py_ssize_t cache_depth):
+        """Take `items` as the slots' objects, every slot free and every count zero, with a
+        cache of up to `cache_depth` free slots per thread (0: none)."""
         cdef Py_ssize_t size = len(items)
+        global _serials
+        self._caches = [] if cache_depth else None
+        self._cache_depth = cache_depth
+        self._serial = objpool_add_fetch(&_serials, 1)
         self._items = items
         self._free = list(range(size - 1, -1, -1))  # slot 0 is lent first
         self._handles = [None] * size
@@ -182,17 +265,9 @@ cdef class PoolCore:
 
     cdef OwnedRef _allocate(self, object timeout):
         """`allocate(timeout)`, callable from C (PooledBuffer's twin)."""
-        cdef Py_ssize_t index
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
-            timeout = check_seconds("timeout", timeout, none_ok=True)
-        if self._blocked:  # closed, or someone waits (no barging past them)
-            return self._allocate_blocked(timeout)
-        try:
-            index = self._free.pop()
-        except IndexError:
-            return self._allocate_slow(timeout)
-        # From the pop to the return no Python code runs, so no interrupt can land between.
-        return _lend(self, index)
+            return _allocate_checked(self, check_seconds("timeout", timeout, none_ok=True))
+        return _allocate_checked(self, timeout)
 
     def _lend_free(self):
         """A live handle on a free slot, or None if none is free: popped and lent in C, with
@@ -248,16 +323,54 @@ cdef class PoolCore:
         index = objpool_swap(&handle._index, -1)
         if index < 0:
             raise StaleRefError(f"{handle!r} was already released")
+        cdef SlotCache cache
         try:
             self._reset(handle._value)
         except BaseException:
             self._reset_failed(index)
             raise
+        if self._caches is not None and not self._blocked:
+            # Into this thread's cache while the shared stack has slots for the others (see
+            # _pool.py).
+            cache = _cache_of(self, False)
+            if cache is not None and len(cache.free) < self._cache_depth and len(self._free):
+                cache.free.append(index)
+                if self._blocked:  # appended first, then tested, as below
+                    self._serve()
+                return 0
         self._handles[index] = handle  # parked, dead, for the next allocate() of this slot
         self._free.append(index)
         if self._blocked:  # appended first, then tested: see objpool._waiting
             self._serve()
         return 0
+
+
+cdef inline OwnedRef _allocate_checked(PoolCore self, object timeout):
+    """`allocate()` with a checked timeout. A C function, so the compiler inlines it, taking
+    `timeout` as it came: an argument the function reassigns is increfed on entry, and
+    without a GIL every thread's increfs of the one default object contend (~20% of a
+    cycle with two threads, CPython 3.13t)."""
+    cdef Py_ssize_t index
+    cdef SlotCache cache
+    if self._blocked:  # closed, or someone waits (no barging past them)
+        return self._allocate_blocked(timeout)
+    if self._caches is not None:  # this thread's cache first (see Pool.thread_cache)
+        cache = _cache_of(self, True)
+        if cache is None:
+            cache = self._new_cache()
+        if cache.free:
+            try:
+                index = cache.free.pop()
+            except IndexError:  # another thread took it since the test
+                pass
+            else:
+                return _lend_cached(self, cache, index)
+    try:
+        index = self._free.pop()
+    except IndexError:
+        return self._allocate_slow(timeout)
+    # From the pop to the return no Python code runs, so no interrupt can land between.
+    return _lend(self, index)
 
 
 cdef inline OwnedRef _lend(PoolCore self, Py_ssize_t index):
@@ -282,6 +395,17 @@ cdef inline OwnedRef _lend(PoolCore self, Py_ssize_t index):
     ref._pool = self
     ref._value = self._items[index]
     ref._index = index
+    return ref
+
+
+cdef inline OwnedRef _lend_cached(PoolCore self, SlotCache cache, Py_ssize_t index):
+    """A live handle on slot `index`, just popped from this thread's `cache`: counted there,
+    so that threads sharing the pool write nothing in common (see `_pool._lend_cached`)."""
+    cdef OwnedRef ref = OwnedRef.__new__(OwnedRef)
+    ref._pool = self
+    ref._value = self._items[index]
+    ref._index = index
+    objpool_bump(&cache._allocations)
     return ref
 
 

@@ -80,7 +80,7 @@ class Script:
         self.seed = seed
         self.step = 0
         self.clock = Clock()
-        self.pool: Pool[Widget] = Pool(Widget, 3, name="w")
+        self.pool: Pool[Widget] = Pool(Widget, 3, name="w", thread_cache=self.rng.choice([False, True]))
         self.other: Pool[Widget] = Pool(Widget, 1)
         self.refs: list[OwnedRef[Widget]] = []
         self.stale: list[Any] = []  # handles, allocations and slices released: used again on purpose

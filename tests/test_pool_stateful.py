@@ -48,12 +48,12 @@ class PoolMachine(RuleBasedStateMachine):
         self.allocations = self.deallocations = self.exhausted = 0
         self.leaks = self.reset_failures = 0
 
-    @initialize(capacity=st.integers(1, 6), has_factory=st.booleans())
-    def make_pool(self, capacity: int, has_factory: bool) -> None:
+    @initialize(capacity=st.integers(1, 6), has_factory=st.booleans(), thread_cache=st.booleans())
+    def make_pool(self, capacity: int, has_factory: bool, thread_cache: bool) -> None:
         if has_factory:
-            self.pool = Pool(Widget, capacity)
+            self.pool = Pool(Widget, capacity, thread_cache=thread_cache)
         else:
-            self.pool = Pool.from_items([Widget() for _ in range(capacity)])
+            self.pool = Pool.from_items([Widget() for _ in range(capacity)], thread_cache=thread_cache)
         self.capacity, self.has_factory = capacity, has_factory
 
     def has_room(self) -> bool:

@@ -93,6 +93,14 @@ SUBJECTS = [
         _object_marked,
     ),
     Subject(
+        "Pool with thread caches",  # on by default without the GIL; here on every build
+        lambda: Pool(Slot, 12, thread_cache=True),
+        lambda pool, timeout: pool.allocate(timeout=timeout),
+        lambda pool, timeout: pool.acquire(timeout=timeout),
+        _mark_object,
+        _object_marked,
+    ),
+    Subject(
         "BufPool",
         lambda: BufPool(64, 64 * 6),
         lambda pool, timeout: pool.allocate(2, timeout=timeout),
@@ -246,11 +254,12 @@ def test_threads_and_tasks_never_share_what_is_lent_and_every_count_is_exact(sub
         del handle
     gc.collect()
     if isinstance(pool, Pool):  # leaked slots are rebuilt by the allocate that finds none free
-        held = [pool.allocate() for _ in range(4)]
+        capacity = pool.capacity
+        held = [pool.allocate() for _ in range(capacity)]
         tally.add(allocated=len(held))
         for ref in held:
             ref.release()
-        assert pool.free == 4
+        assert pool.free == capacity
     assert tally.broken == []
     assert tally.wins == tally.stale, "each queued-twice handle: exactly one release wins"
     stats = pool.stats()

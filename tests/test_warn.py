@@ -72,4 +72,11 @@ def test_leaks_still_alive_at_interpreter_exit_are_reported_cleanly() -> None:
     assert 0 == proc.returncode, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines and all("ResourceWarning: " in line for line in lines), proc.stderr
-    assert 4 == len(lines), "two pooled slices, one handle, one slice in a cycle"
+    slices = [line for line in lines if "<Slice " in line]
+    handles = [line for line in lines if "an OwnedRef of <Pool " in line]
+    assert 3 == len(slices), "two pooled slices, one slice in a cycle"
+    # The handle, and where the collector finalises a pooled slice's handle before the slice
+    # (free-threaded builds collect in memory order, so which goes first varies by build) that
+    # handle too: reported once more, never missed.
+    assert 1 <= len(handles) <= 2, proc.stderr
+    assert len(lines) == len(slices) + len(handles), proc.stderr
