@@ -13,6 +13,7 @@ cdef class OwnedRef:
 
 
 cdef class SlotCache:
+    cdef readonly object pool  # the PoolCore whose free slots these are
     cdef readonly list free
     cdef Py_ssize_t _allocations  # one writer: the cache's thread
 

@@ -76,9 +76,12 @@ cdef class OwnedRef:
     is garbage-collected while live is a leak: the pool warns and replaces the object.
     """
 
-    # Fields (declared in _cpool.pxd): _pool, None in a handle made outside a pool (inert);
-    # _value; _index, the slot while live and -1 once released; _release, NULL when a
-    # PoolCore lent it, else the C function that hands it back to its lender.
+    # Fields (declared in _cpool.pxd): _pool, the lender, or the thread's `SlotCache` that
+    # lent it for its pool (so threads sharing a pool do not all count references to it: a
+    # shared pool's count cost two threads ~20% of their cycles, CPython 3.13t), or None in a
+    # handle made outside a pool (inert); _value; _index, the slot while live and -1 once
+    # released; _release, NULL when a PoolCore lent it, else the C function that hands it
+    # back to its lender.
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -103,7 +106,7 @@ cdef class OwnedRef:
         """The pool that lent this handle."""
         if self._pool is None:
             raise TypeError(_NOT_A_HANDLE)
-        return self._pool
+        return _lender(self)
 
     def release(self):
         """Reset the object and give it back to its pool; same as `pool.deallocate(self)`."""
@@ -142,7 +145,7 @@ cdef class OwnedRef:
         index = objpool_swap(&self._index, -1)  # won, as the claim list's pop() wins in _pool.py
         if index < 0:
             return
-        self._pool._on_leak(index, self)
+        _lender(self)._on_leak(index, self)
 
     def __copy__(self):
         raise TypeError("OwnedRef cannot be copied: two handles would own one object")
@@ -157,7 +160,14 @@ cdef class OwnedRef:
         if self._pool is None:
             return "<OwnedRef not made by a pool>"
         state = "live" if objpool_load(&self._index) >= 0 else "released"
-        return f"<OwnedRef {state} {type(self._value).__name__} from {self._pool!r}>"
+        return f"<OwnedRef {state} {type(self._value).__name__} from {_lender(self)!r}>"
+
+
+cdef inline object _lender(OwnedRef ref):
+    """The pool or other lender that lent `ref` (its `_pool`, or that cache's pool)."""
+    if type(ref._pool) is SlotCache:
+        return (<SlotCache>ref._pool).pool
+    return ref._pool
 
 
 @cython.final
@@ -165,7 +175,8 @@ cdef class SlotCache:
     """One thread's cache of free slots in front of a `Pool`'s shared stack (see
     `_pool.SlotCache`, the reference). Its count has one writer, its thread."""
 
-    def __cinit__(self):
+    def __cinit__(self, pool):
+        self.pool = pool
         self.free = []
 
     @property
@@ -318,7 +329,7 @@ cdef class PoolCore:
     cdef int _deallocate(self, OwnedRef handle) except -1:
         """`deallocate()` once `handle` is known to be a handle some pool made."""
         cdef Py_ssize_t index
-        if handle._pool is not self:
+        if handle._pool is not self and not (type(handle._pool) is SlotCache and (<SlotCache>handle._pool).pool is self):
             raise ForeignRefError(f"{handle!r} was lent by another pool, not by {self!r}")
         index = objpool_swap(&handle._index, -1)
         if index < 0:
@@ -402,11 +413,17 @@ cdef inline OwnedRef _lend_cached(PoolCore self, SlotCache cache, Py_ssize_t ind
     """A live handle on slot `index`, just popped from this thread's `cache`: counted there,
     so that threads sharing the pool write nothing in common (see `_pool._lend_cached`)."""
     cdef OwnedRef ref = OwnedRef.__new__(OwnedRef)
-    ref._pool = self
+    ref._pool = cache  # this thread's, not the shared pool: see OwnedRef's fields
     ref._value = self._items[index]
     ref._index = index
+    ref._release = _release_cached
     objpool_bump(&cache._allocations)
     return ref
+
+
+cdef int _release_cached(object cache, object ref) except -1:
+    """How a handle lent from a thread's cache goes home: its cache's pool takes it back."""
+    return (<PoolCore>(<SlotCache>cache).pool)._deallocate(<OwnedRef>ref)
 
 
 def handle_for(lender, value, Py_ssize_t index):

@@ -118,9 +118,10 @@ class SlotCache:
     when the shared stack runs dry. `objpool._cpool.SlotCache` replaces it in the compiled build.
     """
 
-    __slots__ = ("allocations", "free")
+    __slots__ = ("allocations", "free", "pool")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: object) -> None:
+        self.pool = pool  # whose free slots these are
         self.free: list[int] = []  # LIFO, at most CACHE_DEPTH
         self.allocations = 0  # lent from `free` by this cache's thread
 
@@ -758,7 +759,7 @@ class Pool(_PoolCore[T]):
         """This thread's cache, made on its first allocation (or inherited with its number
         from an ended thread)."""
         number = thread_number()
-        fresh = SlotCache()  # made before the lock: an object the collector tracks
+        fresh = SlotCache(self)  # made before the lock: an object the collector tracks
         caches = self._caches
         assert caches is not None
         locked = False

@@ -8,13 +8,14 @@ then the test's, not the scheduler's.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 from collections.abc import Callable
 
 import pytest
 
-from objpool import Pool, PoolExhaustedError
+from objpool import ForeignRefError, Pool, PoolExhaustedError, StaleRefError
 from objpool._threadnumber import thread_number
 
 
@@ -169,3 +170,27 @@ def test_thread_numbers_are_unique_among_live_threads() -> None:
     for thread in threads:
         thread.join()
     assert len(set(numbers + [thread_number()])) == 9
+
+
+def test_a_handle_lent_from_a_cache_behaves_as_any_other() -> None:
+    """The compiled build's handle from a cache points at the cache, not the pool (threads
+    sharing the pool then do not all count references to it): nothing of that shows."""
+    pool = Pool(Widget, 2, thread_cache=True, name="p")
+    other = Pool(Widget, 1, thread_cache=True)
+    pool.allocate().release()  # its slot goes to this thread's cache
+    ref = pool.allocate()
+    assert ref.pool is pool
+    assert repr(ref).startswith("<OwnedRef live Widget from <Pool 'p' 1/2 lent")
+    with pytest.raises(ForeignRefError):
+        other.deallocate(ref)
+    pool.deallocate(ref)
+    with pytest.raises(StaleRefError):
+        ref.release()
+    with pool.allocate() as obj:
+        assert isinstance(obj, Widget)
+    leaked = pool.allocate()
+    with pytest.warns(ResourceWarning, match=r"an OwnedRef of <Pool 'p' "):
+        del leaked
+        gc.collect()
+    s = pool.stats()
+    assert (s.leaks, s.lent, s.free, s.allocations) == (1, 0, 2, 4)
