@@ -341,10 +341,10 @@ cdef class PoolCore:
             self._reset_failed(index)
             raise
         if self._caches is not None and not self._blocked:
-            # Into this thread's cache while the shared stack has slots for the others (see
-            # _pool.py).
+            # Into this thread's cache while the shared stack keeps as many for the others
+            # (see _pool.py).
             cache = _cache_of(self, False)
-            if cache is not None and len(cache.free) < self._cache_depth and len(self._free):
+            if cache is not None and len(cache.free) < self._cache_depth <= len(self._free):
                 cache.free.append(index)
                 if self._blocked:  # appended first, then tested, as below
                     self._serve()

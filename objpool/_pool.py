@@ -73,7 +73,8 @@ getrefcount: Callable[[object], int] = getattr(sys, "getrefcount", lambda obj: 0
 
 CACHE_DEPTH: Final = 4
 """Free slots a thread's cache keeps (see `Pool.thread_cache`): a burst of 4 releases, then 4
-allocations, touch nothing another thread touches."""
+allocations, touch nothing another thread touches. A release is kept only while the shared
+stack has as many free slots left for the others."""
 
 
 @final
@@ -365,14 +366,15 @@ class _PoolCore(Generic[T]):
             self._reset_failed(index)
             raise
         if self._caches is not None and not self._blocked:
-            # Into this thread's cache while the shared stack has slots for the others: the
-            # last free slots stay where every thread and waiter finds them at once. (No call
-            # before the append: a signal's handler could run at its entry, losing `index`.)
+            # Into this thread's cache while the shared stack keeps as many for the others:
+            # when objects are scarce every thread and waiter finds the free ones at once, and
+            # the line decides who is next. (No call before the append: a signal's handler
+            # could run at its entry, losing `index`.)
             try:
                 cache = self._caches[THIS_THREAD.number]
             except (AttributeError, IndexError):  # no cache yet: allocated on another thread
                 cache = None
-            if cache is not None and len(cache.free) < self._cache_depth and self._free:
+            if cache is not None and len(cache.free) < self._cache_depth <= len(self._free):
                 cache.free.append(index)
                 if self._blocked:  # appended first, then tested, as below
                     self._serve()
@@ -814,10 +816,12 @@ class Pool(_PoolCore[T]):
         On by default where there is no GIL (`sys._is_gil_enabled()`), off under it. Threads
         sharing one pool then touch nothing in common in a cycle that the cache serves: two
         threads sharing a pool run about as fast as two with a pool each (see the README).
-        A release keeps its slot in its thread's cache only while the shared stack has free
-        slots, and a thread that finds the shared stack empty takes from the other threads'
-        caches, as waiters do: nothing is lent twice, and every free slot can be lent. A slot
-        in a cache counts as free; `high_water` counts slots out of the shared stack.
+        A release keeps its slot in its thread's cache only while the shared stack still has
+        4 free slots (so a small or nearly exhausted pool is one shared stack, and its line
+        decides who is next), and a thread that finds the shared stack empty takes from the
+        other threads' caches, as waiters do: nothing is lent twice, and every free slot can
+        be lent. A slot in a cache counts as free; `high_water` counts slots out of the
+        shared stack.
         """
         return self._caches is not None
 

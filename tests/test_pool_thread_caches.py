@@ -31,8 +31,8 @@ def in_a_thread(action: Callable[[], object]) -> None:
 
 
 def cached_by(pool: Pool[Widget], count: int) -> None:
-    """In a thread that then ends: allocate `count` objects, then release them all, so that
-    some stay in that thread's cache (never the last free ones: those go back to the stack)."""
+    """In a thread that then ends: allocate `count` objects, then release them all: the first
+    4 back to the empty shared stack, the next 4 into that thread's cache, the rest back."""
 
     def run() -> None:
         refs = [pool.allocate() for _ in range(count)]
@@ -77,14 +77,14 @@ def test_a_cache_keeps_at_most_4_slots() -> None:
     assert (10, 0) == (pool.free, pool.lent)
 
 
-def test_the_last_free_slots_go_back_to_the_shared_stack() -> None:
-    pool = Pool(Widget, 3, thread_cache=True)
-    refs = [pool.allocate() for _ in range(3)]
+def test_a_cache_keeps_a_slot_only_while_the_stack_has_4_for_the_others() -> None:
+    pool = Pool(Widget, 6, thread_cache=True)
+    refs = [pool.allocate() for _ in range(6)]
     objects = [ref.value for ref in refs]
     for ref in refs:
         ref.release()
-    # The first release found the stack empty and went there; the others were kept.
-    assert 1 == len(pool._free)
+    # The first 4 releases found fewer than 4 on the stack and went there; the others were kept.
+    assert 4 == len(pool._free)
     other: list[Widget] = []
 
     def take() -> None:
@@ -92,7 +92,10 @@ def test_the_last_free_slots_go_back_to_the_shared_stack() -> None:
             other.append(obj)
 
     in_a_thread(take)
-    assert other == objects[:1], "another thread gets the shared slot, not a cached one"
+    assert other == objects[3:4], "another thread gets the newest shared slot, not a cached one"
+    small = Pool(Widget, 4, thread_cache=True)
+    cached_by(small, 4)
+    assert 4 == len(small._free), "a pool of 4 is one shared stack: its line decides who is next"
 
 
 def test_a_thread_takes_slots_from_other_threads_caches_when_the_stack_is_empty() -> None:
@@ -115,8 +118,8 @@ def test_a_waiter_is_handed_a_slot_kept_in_a_cache(monkeypatch: pytest.MonkeyPat
     """A release can land in a cache just after a waiter looked there and just before it
     queued: the waiter, once queued, looks again. Driven here by hiding the caches from the
     look before the wait, so that the only way out is the one in the line."""
-    pool = Pool(Widget, 3, thread_cache=True)
-    cached_by(pool, 3)
+    pool = Pool(Widget, 6, thread_cache=True)
+    cached_by(pool, 6)
     shared = [pool.allocate() for _ in range(len(pool._free))]
     monkeypatch.setattr(Pool, "_lend_stolen", lambda self: None)
     ref = pool.allocate(timeout=5)  # would wait the whole 5 s, then raise, if the line missed it
@@ -128,17 +131,18 @@ def test_a_waiter_is_handed_a_slot_kept_in_a_cache(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_task_takes_slots_from_the_caches() -> None:
-    pool = Pool(Widget, 4, thread_cache=True)
-    cached_by(pool, 4)
+    pool = Pool(Widget, 8, thread_cache=True)
+    cached_by(pool, 8)
+    assert 4 == len(pool._free)
 
     async def take_all() -> int:
-        refs = [await pool.acquire(timeout=0) for _ in range(4)]
+        refs = [await pool.acquire(timeout=0) for _ in range(8)]
         objects = {id(ref.value) for ref in refs}
         for ref in refs:
             ref.release()
         return len(objects)
 
-    assert 4 == asyncio.run(take_all())
+    assert 8 == asyncio.run(take_all())
 
 
 def test_a_new_thread_inherits_an_ended_thread_s_number_and_cache() -> None:
@@ -175,12 +179,12 @@ def test_thread_numbers_are_unique_among_live_threads() -> None:
 def test_a_handle_lent_from_a_cache_behaves_as_any_other() -> None:
     """The compiled build's handle from a cache points at the cache, not the pool (threads
     sharing the pool then do not all count references to it): nothing of that shows."""
-    pool = Pool(Widget, 2, thread_cache=True, name="p")
+    pool = Pool(Widget, 6, thread_cache=True, name="p")
     other = Pool(Widget, 1, thread_cache=True)
     pool.allocate().release()  # its slot goes to this thread's cache
     ref = pool.allocate()
     assert ref.pool is pool
-    assert repr(ref).startswith("<OwnedRef live Widget from <Pool 'p' 1/2 lent")
+    assert repr(ref).startswith("<OwnedRef live Widget from <Pool 'p' 1/6 lent")
     with pytest.raises(ForeignRefError):
         other.deallocate(ref)
     pool.deallocate(ref)
@@ -193,4 +197,4 @@ def test_a_handle_lent_from_a_cache_behaves_as_any_other() -> None:
         del leaked
         gc.collect()
     s = pool.stats()
-    assert (s.leaks, s.lent, s.free, s.allocations) == (1, 0, 2, 4)
+    assert (s.leaks, s.lent, s.free, s.allocations) == (1, 0, 6, 4)
