@@ -705,18 +705,24 @@ class Pool(_PoolCore[T]):
 
     def _grant(self, waiter: Waiter) -> bool:
         """Under the line's lock: a free index for `waiter` (whose need is always 1 here),
-        from the shared stack or else from a thread's cache."""
-        waiter.grant = pop_or_none(self._free)
+        from the shared stack or else from a thread's cache.
+
+        Stored on the waiter last, and never read back from it: a waiter whose nap just ran
+        out looks at its grant without the lock and may take it at once, and a read-back of
+        the emptied field would call the grant failed, leaving the served waiter at the head
+        of the line to be handed (and to lose) the next free slot.
+        """
+        grant = pop_or_none(self._free)
         caches = self._caches
-        if caches is None or waiter.grant is not None:
-            return waiter.grant is not None
-        i = len(caches)
-        while i and waiter.grant is None:  # not `for`: an iterator is an object the collector tracks
-            i -= 1
-            cache = caches[i]
-            if cache is not None:
-                waiter.grant = pop_or_none(cache.free)
-        return waiter.grant is not None
+        if grant is None and caches is not None:
+            i = len(caches)
+            while i and grant is None:  # not `for`: an iterator is an object the collector tracks
+                i -= 1
+                cache = caches[i]
+                if cache is not None:
+                    grant = pop_or_none(cache.free)
+        waiter.grant = grant
+        return grant is not None
 
     def _return_grant(self, grant: int) -> None:
         self._free.append(grant)

@@ -299,3 +299,42 @@ def test_close_wakes_threads_and_tasks_waiting_alike(subject: Subject) -> None:
         assert_whole(pool)
 
     asyncio.run(main())
+
+
+def test_a_waiter_that_takes_its_grant_the_moment_it_is_stored_is_served_once() -> None:
+    """A waiter whose nap just ran out looks at its grant without the line's lock, and may
+    take it while the releasing thread is still inside `Pool._grant`. Driven here by taking
+    it at the grant's last line: the line must count the waiter served and move on, not leave
+    it at the head to be handed the next free slot, which nobody would take. (`BufPool`'s
+    waiter takes its grant under the lock its grant holds, so it comes after the section.)"""
+    import inspect
+    import sys
+    from types import FrameType
+
+    subject = SUBJECTS[0]
+    pool, held = subject.full()
+    waiter = _waiting.ThreadWaiter(1)
+    pool._line.join(waiter)
+    assert len(pool._line.queue) == 1
+    grant_code = type(pool)._grant.__code__
+    lines, first = inspect.getsourcelines(type(pool)._grant)
+    last_return = first + max(i for i, line in enumerate(lines) if line.strip().startswith("return "))
+    taken: list[Any] = []
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code is not grant_code:
+            return None
+        if event == "line" and frame.f_lineno == last_return and not taken:
+            taken.append(pool._lend_handed(waiter))  # as the waiter's own thread would
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        held.release()
+    finally:
+        sys.settrace(None)
+    assert len(taken) == 1 and not pool._line.queue, "served once, and out of the line"
+    taken[0].release()
+    assert_whole(pool)
+    again = subject.hold(pool)  # all of it is free again: nothing was handed to a ghost
+    again.release()
