@@ -7,6 +7,10 @@ pattern). The test suite runs against both builds. Evictions, sweeps, oversize b
 leaks and stats stay in Python, in `SizedPool`, which subclasses whichever core the install
 has.
 
+`ThreadCache` is `objpool._threadcache.ThreadCache`'s twin: a thread's cache of idle buffers,
+whose `pop` and `push` the hot path calls in C, under the cache's own `CLock`, found through
+C thread-locals keyed by the pool's serial number (see `_cpool`'s, which `Pool` uses alike).
+
 `CLock` is the pool's lock in this build: a bare `PyThread` lock, taken from C without a
 method call. A contended acquire releases the GIL while it blocks, as `threading.Lock` does.
 With the GIL, the hot path takes it only while a Python section (a `with` block) holds it
@@ -25,7 +29,7 @@ from cpython.pythread cimport (
     PyThread_type_lock,
 )
 
-from objpool._catomic cimport objpool_load, objpool_swap
+from objpool._catomic cimport objpool_add_fetch, objpool_load, objpool_swap
 from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 from objpool._cpool cimport OwnedRef
@@ -35,9 +39,31 @@ import time
 from objpool._errors import ForeignRefError, StaleRefError
 from objpool._errors import NOT_A_HANDLE as _NOT_A_HANDLE
 from objpool._locking import gil_enabled
+from objpool._threadcache import CACHE_DEPTH
 from objpool._validate import check_int, reject
 
 
+# C thread-locals: this thread's caches in the last two pools it used, by the pools' serial
+# numbers (unique for the process's life, so a pool made at a dead pool's address never
+# matches). Borrowed: a serial matches only while its pool runs a method, and the thread's
+# cache lives in the pool's thread-local as long as the thread does.
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #define OBJPOOL_SIZED_THREAD_LOCAL __declspec(thread)
+    #else
+    #define OBJPOOL_SIZED_THREAD_LOCAL __thread
+    #endif
+    static OBJPOOL_SIZED_THREAD_LOCAL Py_ssize_t objpool_sized_seen_serial[2];
+    static OBJPOOL_SIZED_THREAD_LOCAL void *objpool_sized_seen_cache[2];
+    """
+    Py_ssize_t objpool_sized_seen_serial[2]
+    void *objpool_sized_seen_cache[2]
+
+# The last serial given to a pool (the first is 1: the thread-locals start at 0, no pool).
+cdef Py_ssize_t _serials = 0
+
+cdef Py_ssize_t _CACHE_DEPTH = CACHE_DEPTH
 cdef object _MONOTONIC = time.monotonic
 # Without the GIL other threads run during the hot path's C sections too: take the lock always.
 cdef bint _NO_GIL = not gil_enabled()
@@ -132,6 +158,134 @@ cdef class SizeClass:
         self._append = self.idle.append
 
 
+@cython.final
+cdef class ThreadCache:
+    """One thread's idle buffers of the cached classes, its credits and its counters (see
+    `_threadcache.ThreadCache`, the reference: the same methods, and its invariant)."""
+
+    cdef readonly CLock lock
+    cdef readonly list idle  # per class: [(returned at, buffer)], oldest first
+    cdef readonly list credit  # per class: the buffers this cache may hold
+    cdef readonly list hits
+    cdef readonly list lent  # lent from here minus returned here: may go negative
+
+    def __init__(self, Py_ssize_t classes):
+        self.lock = CLock()
+        self.idle = [[] for _ in range(classes)]
+        self.credit = [0] * classes
+        self.hits = [0] * classes
+        self.lent = [0] * classes
+
+    def pop(self, Py_ssize_t k):
+        """Class `k`'s newest idle buffer, counted as a hit and lent; None if there is none."""
+        return self._pop(k)
+
+    cdef object _pop(self, Py_ssize_t k):
+        cdef list idle = <list>self.idle[k]
+        cdef bint locked = self.lock.held or _NO_GIL  # see CLock
+        buffer = None
+        if locked:
+            self.lock.take()
+        try:
+            if idle:
+                self.hits[k] += 1
+                self.lent[k] += 1
+                buffer = idle.pop()[1]
+        finally:
+            if locked:
+                self.lock.give()
+        return buffer
+
+    def wants_credit(self, Py_ssize_t k):
+        """Whether class `k` is full and may still grow (see the reference)."""
+        return self._wants_credit(k)
+
+    cdef bint _wants_credit(self, Py_ssize_t k):
+        cdef Py_ssize_t credit = self.credit[k]
+        return len(<list>self.idle[k]) >= credit and credit < _CACHE_DEPTH
+
+    def grant(self, Py_ssize_t k):
+        """One more buffer of class `k` may be kept (the pool has counted it)."""
+        cdef bint locked = self.lock.held or _NO_GIL
+        if locked:
+            self.lock.take()
+        try:
+            self.credit[k] += 1
+        finally:
+            if locked:
+                self.lock.give()
+
+    def push(self, Py_ssize_t k, tuple entry not None):
+        """Keep `entry` as class `k`'s newest; return the buffer left without room, if any."""
+        return self._push(k, entry)
+
+    cdef object _push(self, Py_ssize_t k, tuple entry):
+        cdef list idle = <list>self.idle[k]
+        cdef bint locked = self.lock.held or _NO_GIL
+        if locked:
+            self.lock.take()
+        try:
+            self.lent[k] -= 1
+            if len(idle) < <Py_ssize_t>self.credit[k]:
+                idle.append(entry)
+                return None
+            if not idle:
+                return entry[1]
+            idle.append(entry)
+            return idle.pop(0)[1]
+        finally:
+            if locked:
+                self.lock.give()
+
+    def take_idle(self, Py_ssize_t k, double returned_before, list freed not None):
+        """Move class `k`'s buffers returned at or before `returned_before` to `freed`,
+        with their credits; return how many."""
+        cdef list idle = <list>self.idle[k]
+        cdef Py_ssize_t taken = 0
+        cdef bint locked = self.lock.held or _NO_GIL
+        if locked:
+            self.lock.take()
+        try:
+            while idle and <double>(<tuple>idle[0])[0] <= returned_before:
+                freed.append(idle.pop(0)[1])
+                taken += 1
+            self.credit[k] -= taken
+            return taken
+        finally:
+            if locked:
+                self.lock.give()
+
+    def revoke(self, Py_ssize_t k, list freed not None):
+        """Take back class `k`'s credits, its idle buffers to `freed`; return how many credits."""
+        cdef list idle = <list>self.idle[k]
+        cdef bint locked = self.lock.held or _NO_GIL
+        if locked:
+            self.lock.take()
+        try:
+            while idle:
+                freed.append(idle.pop()[1])
+            credit = self.credit[k]
+            self.credit[k] = 0
+            return credit
+        finally:
+            if locked:
+                self.lock.give()
+
+    def add_counts(self, Py_ssize_t k, list counts not None, Py_ssize_t at):
+        """Add class `k`'s hits, idle buffers and lent buffers now to `counts[at]`,
+        `counts[at + 4]` and `counts[at + 5]`."""
+        cdef bint locked = self.lock.held or _NO_GIL
+        if locked:
+            self.lock.take()
+        try:
+            counts[at] += self.hits[k]
+            counts[at + 4] += len(<list>self.idle[k])
+            counts[at + 5] += self.lent[k]
+        finally:
+            if locked:
+                self.lock.give()
+
+
 cdef class SizedPoolCore:
     """`SizedPool`'s hot path, compiled (see `_sizedpool._SizedPoolCore`)."""
 
@@ -148,6 +302,11 @@ cdef class SizedPoolCore:
     cdef public bint _pinned
     cdef public Py_ssize_t _retained
     cdef public bint _zero
+    cdef Py_ssize_t _serial  # unique for the process's life: the thread-locals' key
+
+    def __cinit__(self, *args, **kwargs):
+        global _serials
+        self._serial = objpool_add_fetch(&_serials, 1)
 
     def allocate(self, n):
         """Lend an empty `ByteBuffer` of at least `n` bytes (its class's newest idle one, or new).
@@ -178,7 +337,7 @@ cdef class SizedPoolCore:
         if k < 0:
             k = 0
         if k < self._cached_classes:
-            return self._allocate_cached(k)
+            return _allocate_cached(self, k)
         size_class = <SizeClass>self._classes[k]
         buffer = None
         locked = lock.held or _NO_GIL  # see CLock
@@ -263,7 +422,7 @@ cdef class SizedPoolCore:
             self._drop_lent(k)
             raise
         if k < self._cached_classes:
-            self._put_cached(k, entry)
+            _put_cached(self, k, entry, now)
             return 0
         locked = lock.held or _NO_GIL  # see CLock
         if locked:
@@ -281,6 +440,62 @@ cdef class SizedPoolCore:
                 lock.give()
         self._keep_slow(size_class, entry)  # evictions first, or a sweep is due
         return 0
+
+
+cdef ThreadCache _thread_cache(SizedPoolCore pool):
+    """This thread's cache in `pool` (made on its first use)."""
+    cdef void *swap
+    if objpool_sized_seen_serial[0] == pool._serial:
+        return <ThreadCache>objpool_sized_seen_cache[0]
+    if objpool_sized_seen_serial[1] == pool._serial:
+        swap = objpool_sized_seen_cache[1]
+        objpool_sized_seen_serial[1] = objpool_sized_seen_serial[0]
+        objpool_sized_seen_cache[1] = objpool_sized_seen_cache[0]
+        objpool_sized_seen_serial[0] = pool._serial
+        objpool_sized_seen_cache[0] = swap
+        return <ThreadCache>swap
+    cache = getattr(pool._local, "cache", None)
+    if type(cache) is not ThreadCache:
+        cache = pool._new_thread_cache()
+        if type(cache) is not ThreadCache:  # keeps a tampered pool from the casts
+            raise TypeError(f"a thread cache must be a ThreadCache, got {cache!r}")
+    objpool_sized_seen_serial[1] = objpool_sized_seen_serial[0]
+    objpool_sized_seen_cache[1] = objpool_sized_seen_cache[0]
+    objpool_sized_seen_serial[0] = pool._serial
+    objpool_sized_seen_cache[0] = <void *>cache
+    return <ThreadCache>cache
+
+
+cdef OwnedRef _allocate_cached(SizedPoolCore self, Py_ssize_t k):
+    """`allocate` of a cached class: this thread's newest idle buffer, else the shared path
+    (see `_sizedpool.SizedPool._allocate_cached`, the reference)."""
+    cdef ThreadCache cache = _thread_cache(self)
+    cdef OwnedRef ref
+    buffer = cache._pop(k)
+    if buffer is None:
+        size_class = self._classes[k]
+        buffer = self._take_shared(size_class, k)
+        if buffer is None:
+            buffer = self._new_buffer((<SizeClass>size_class).size)
+    ref = OwnedRef.__new__(OwnedRef)
+    ref._pool = self
+    ref._value = buffer
+    ref._index = k
+    ref._release = _release
+    return ref
+
+
+cdef int _put_cached(SizedPoolCore self, Py_ssize_t k, tuple entry, double now) except -1:
+    """`deallocate` of a cached class (see `_sizedpool.SizedPool._put_cached`)."""
+    cdef ThreadCache cache = _thread_cache(self)
+    if cache._wants_credit(k):
+        self._grant_credit(cache, k)
+    spilled = cache._push(k, entry)
+    if spilled is not None:
+        self._keep_slow(self._classes[k], (entry[0], spilled))  # sweeps too, if one is due
+    elif now >= self._next_sweep:
+        self._sweep(entry[0], [])  # the list is freed after the lock is released
+    return 0
 
 
 cdef int _release(object lender, object ref) except -1:

@@ -286,7 +286,7 @@ class _SizedPoolCore:
 _Lock = threading.Lock
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
-    from ._csizedpool import CLock as _Lock, SizeClass as _SizeClass, SizedPoolCore as _SizedPoolCore
+    from ._csizedpool import CLock as _Lock, SizeClass as _SizeClass, SizedPoolCore as _SizedPoolCore, ThreadCache
 
 
 @final

@@ -4,8 +4,9 @@ On a free-threaded build, threads sharing a pool run at once and contend on its 
 counters; a cache per thread serves most gets and puts with only its own (uncontended)
 lock. Under the GIL the shared lock is never contended for long, so the caches are off.
 
-The pool owns the rules (`SizedPool._get_cached`, `_put_cached`); this class owns one
-cache's state. Invariant: a cache holds at most `credit[k]` idle buffers of class `k`, and
+The pool owns the rules (`SizedPool._allocate_cached`, `_put_cached`); this class owns one
+cache's state. `objpool._csizedpool.ThreadCache` replaces it in the compiled build (where
+`_sizedpool` takes the compiled core), whose hot path calls its `pop` and `push` in C. Invariant: a cache holds at most `credit[k]` idle buffers of class `k`, and
 the pool counts every credit as retained bytes (granted under the pool's lock, returned
 when trimmed or when the thread ends), so idle bytes never pass `max_retained`. Each class's
 list is ordered by return time, oldest first. Only the owning thread adds buffers or
@@ -141,3 +142,4 @@ class ThreadCache:
         finally:
             if locked:
                 self.lock.release()
+

@@ -87,7 +87,9 @@ class Script:
         self.buffer = ByteBuffer(self.rng.choice([0, 16, 100]))
         self.bufpool = BufPool(64, 64 * self.rng.choice([1, 5, 8]), name="b")
         self.allocations: list[Any] = []
-        self.sized = SizedPool(min_size=64, max_size=1024, max_retained=2048, clock=self.clock, thread_cache=False)
+        self.sized = SizedPool(
+            min_size=64, max_size=1024, max_retained=2048, clock=self.clock, thread_cache=self.rng.choice([False, True])
+        )
         self.sized_refs: list[OwnedRef[ByteBuffer]] = []
         self.sv2 = [BufferFromSystemMemory(16), BufferPool(256), PooledBuffer(Pool(lambda: ByteBuffer(128), 2))]
         self.slices: list[Slice] = []

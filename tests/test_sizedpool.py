@@ -21,7 +21,6 @@ from objpool import (
     SizedPoolStats,
     StaleRefError,
 )
-from objpool._threadcache import ThreadCache
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -518,21 +517,20 @@ def test_the_hot_path_waits_while_a_python_section_holds_the_lock(monkeypatch: p
     a 1 MiB get+put (an uncached class: the hot path, compiled or not) must wait for it.
     The compiled hot path skips the lock unless such a section holds it: this is that case."""
     pool = SizedPool(min_size=4 * KiB, max_size=1 * MiB, thread_cache=True)
-    pool.allocate(4 * KiB).release()  # this thread has a cache, which stats() visits under the lock
     inside, go, done = threading.Event(), threading.Event(), threading.Event()
-    add_counts = ThreadCache.add_counts
+    settle_leaks = SizedPool._settle_leaks  # Python code that stats() runs under the lock
 
-    def paused(cache: ThreadCache, k: int, counts: list[int], at: int) -> None:
+    def paused(self: SizedPool) -> None:
         if not inside.is_set():
             inside.set()
             go.wait(10)
-        add_counts(cache, k, counts, at)
+        settle_leaks(self)
 
     def get_and_put() -> None:
         pool.allocate(1 * MiB).release()
         done.set()
 
-    monkeypatch.setattr(ThreadCache, "add_counts", paused)
+    monkeypatch.setattr(SizedPool, "_settle_leaks", paused)
     holder = threading.Thread(target=pool.stats)
     holder.start()
     inside.wait(10)
