@@ -5,10 +5,11 @@ This module is the reference for both builds: where the install compiled
 everything else here runs as it is. The handles are `objpool._ownedref`'s.
 
 Invariant: every slot index is in exactly one place: on the free stack `_free`, in one
-thread's cache (`SlotCache.free`, with thread caches on), in the one-element claim list of exactly one live `OwnedRef`, in `_leaked` (its handle was
-garbage-collected and the slot awaits a fresh object), held by one thread in transit (being
-rebuilt, or between a pop and its handle, where that thread's cleanup gives it back; both count
-as lent), or retired (counted in `_retired`).
+thread's cache (`SlotCache.free`, with thread caches on), in the one-element claim list of
+exactly one live `OwnedRef`, in `_leaked` (its handle was garbage-collected and the slot awaits
+a fresh object), held by one thread in transit (being rebuilt, or between a pop and its handle,
+where that thread's cleanup gives it back; both count as lent), or retired (counted in
+`_retired`).
 
 Thread safety without a lock on the hot path: CPython's `list.pop()` and `list.append()`
 are atomic, so `allocate()` pops an index and `deallocate()` wins a handle by popping its
