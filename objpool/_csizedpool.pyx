@@ -318,7 +318,6 @@ cdef class SizedPoolCore:
         """
         cdef Py_ssize_t m, bits, k
         cdef SizeClass size_class
-        cdef OwnedRef ref
         cdef CLock lock = self._lock
         cdef bint locked
         if lock is None:  # built with __new__, never initialised: refuse, never crash
@@ -361,12 +360,7 @@ cdef class SizedPoolCore:
                 lock.give()
         if buffer is None:  # allocated outside the lock (a miss: a call is nothing beside it)
             buffer = self._new_buffer(size_class.size)
-        ref = OwnedRef.__new__(OwnedRef)
-        ref._pool = self
-        ref._value = buffer
-        ref._index = k
-        ref._release = _release
-        return ref
+        return _handle(self, buffer, k)
 
     def deallocate(self, ref):
         """Reset the handle's buffer, keep it for the next `allocate` (or free it), kill the handle.
@@ -470,14 +464,18 @@ cdef OwnedRef _allocate_cached(SizedPoolCore self, Py_ssize_t k):
     """`allocate` of a cached class: this thread's newest idle buffer, else the shared path
     (see `_sizedpool.SizedPool._allocate_cached`, the reference)."""
     cdef ThreadCache cache = _thread_cache(self)
-    cdef OwnedRef ref
     buffer = cache._pop(k)
     if buffer is None:
         size_class = self._classes[k]
         buffer = self._take_shared(size_class, k)
         if buffer is None:
             buffer = self._new_buffer((<SizeClass>size_class).size)
-    ref = OwnedRef.__new__(OwnedRef)
+    return _handle(self, buffer, k)
+
+
+cdef inline OwnedRef _handle(SizedPoolCore self, object buffer, Py_ssize_t k):
+    """A live handle on `buffer` of class `k`, lent by this pool (both allocate paths)."""
+    cdef OwnedRef ref = OwnedRef.__new__(OwnedRef)
     ref._pool = self
     ref._value = buffer
     ref._index = k
