@@ -24,6 +24,16 @@ allocation; `trim()` frees the idle blocks. The budget counts the bytes handed o
 the idle blocks: `_in_use + _idle_buffers <= _budget` always. A new block first gives up idle
 ones (largest class first, oldest first within it), and a released block that would not fit
 is freed rather than kept; given-up blocks are freed after the section (`_evicted`).
+
+Thread caches (`thread_cache`, on by default without a GIL): a thread keeps up to
+`CACHE_DEPTH` of its released blocks in its own `BlockCache`, their budget still charged (so
+`_in_use` counts them, and every invariant above holds unchanged), and its next request of
+the same size takes one back without the lock. A cache keeps a block only while nobody waits
+and the shared budget has `CACHE_DEPTH` times as much free for the others. Whenever that
+is not enough (a request that does not fit, a waiter, `trim()`, `close()`, `stats()` reads
+around them) the caches' blocks come back to the shared budget (`_reclaim_cached`), outside
+any lock: a cache's list is taken from only by `pop()`, atomic, and its counts have one
+writer, its thread.
 """
 
 from __future__ import annotations
@@ -39,13 +49,15 @@ from . import _fork
 from ._acquisition import Acquisition
 from ._compiled import COMPILED
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
-from ._locking import take_contended
+from ._locking import gil_enabled, take_contended
+from ._pool import CACHE_DEPTH
+from ._threadnumber import THIS_THREAD, thread_number
 from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._views import release_all, remember
 from ._waiting import NO_WAIT, Line, Waiter, wait, wait_async
 from ._warn import allocation_site, warn_user
 
-__all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
+__all__ = ["BlockCache", "BufAllocation", "BufPool", "BufPoolStats"]
 
 _RELEASED: Final = "this BufAllocation was released; its buffers belong to the pool again"
 _COUNTS: Final = 10  # stats(): the ints read in one section (see BufPool._read_counts)
@@ -81,7 +93,8 @@ class BufPoolStats:
     idle_bytes: int
     """Bytes of released blocks kept for reuse (`trim()` frees them)."""
     high_water_bytes: int
-    """The most bytes ever handed out at once."""
+    """The most bytes ever handed out at once (with thread caches on, counting the blocks
+    kept in a thread's cache, whose budget stays charged)."""
     budget_bytes: int
     """Bytes that may be handed out at once (`max_memory`, rounded down to whole buffers)."""
     closed: bool
@@ -199,6 +212,25 @@ class BufAllocation:
         return f"<BufAllocation {state} {self._n} x {self._pool._buffer_size} bytes>"
 
 
+@final
+class BlockCache:
+    """One thread's released blocks in front of a `BufPool`'s budget (`thread_cache`).
+
+    `kept` holds (returned at, block, buffers charged), newest last, at most `CACHE_DEPTH`;
+    their budget stays charged to the pool. Only its thread adds to it and counts; other
+    threads take from it only by `kept.pop()` (atomic), to give the budget back.
+    `objpool._cbufpool.BlockCache` replaces it in the compiled build.
+    """
+
+    __slots__ = ("allocations", "kept", "pool", "releases")
+
+    def __init__(self, pool: object) -> None:
+        self.pool = pool  # whose budget the kept blocks hold
+        self.kept: list[tuple[float, bytearray, int]] = []
+        self.allocations = 0  # lent from `kept` by this cache's thread
+        self.releases = 0  # kept by this cache's thread
+
+
 def _allocation(pool: _BufPoolCore, block: bytearray, claim: list[int]) -> BufAllocation:
     """A live `BufAllocation` over `block` of the `n` buffers in the one-element `claim`, whose
     budget is charged (its __init__ refuses outsiders). Whoever pops `claim` owns the budget:
@@ -226,6 +258,7 @@ class _BufPoolCore:
         "_blocked",
         "_budget",
         "_buffer_size",
+        "_caches",
         "_closed",
         "_evicted",
         "_high_water",
@@ -241,6 +274,7 @@ class _BufPoolCore:
     _blocked: bool  # closed, or someone waits: kept by objpool._waiting.Line, hot-path tested
     _budget: int  # in buffers
     _buffer_size: int
+    _caches: list[BlockCache | None] | None  # by thread number (objpool._threadnumber); None: off
     _closed: bool
     _evicted: list[bytearray]  # idle blocks given up to make room, freed by whoever drains it
     _high_water: int
@@ -266,6 +300,10 @@ class _BufPoolCore:
             n = self._check_n(n)  # raises, naming the rule
         if timeout is not NO_WAIT:  # the default skips the check: one identity test
             timeout = check_seconds("timeout", timeout, none_ok=True)
+        if self._caches is not None and not self._blocked:  # this thread's cache first
+            cached = self._lend_cached(n)
+            if cached is not None:
+                return cached
         # The common case in one locked section: budget, counters and an idle block.
         # Folding _take() and _lend() together: 3.0 -> 1.x us per allocate+release.
         k = (n - 1).bit_length()  # the size class: blocks of 2**k buffers
@@ -313,6 +351,8 @@ class _BufPoolCore:
 
         `n == 0` only serves the line (a waiter leaving may unblock the ones behind it).
         """
+        if self._caches is not None and block is not None and not self._blocked and self._keep_cached(n, block):
+            return
         entry = None if block is None else (time.monotonic(), block)  # built before the section
         lock = self._lock
         locked = False
@@ -331,6 +371,52 @@ class _BufPoolCore:
                 lock.release()
         if self._blocked:  # given back first, then tested: see objpool._waiting
             self._serve()
+
+    def _lend_cached(self, n: int) -> BufAllocation | None:
+        """An allocation of `n` buffers from a block this thread kept for them (its budget
+        still charged), or None if it kept none of that size."""
+        try:
+            cache = self._caches[THIS_THREAD.number]  # type: ignore[index]  # on: not None
+        except (AttributeError, IndexError):  # no number yet, or no cache in this pool
+            cache = None
+        if cache is None:
+            cache = self._new_cache()
+        kept = cache.kept
+        claim = [0]  # [n] once the block is ours
+        try:
+            i = len(kept)
+            while i:  # newest first
+                i -= 1
+                if kept[i][2] == n:
+                    block = kept.pop(i)[1]  # IndexError: another thread took it meanwhile
+                    claim[0] = n  # the budget is now the claim's
+                    cache.allocations += 1
+                    return _allocation(self, block, claim)
+            return None
+        except IndexError:
+            return None
+        except BaseException:  # an interrupt: the budget goes back unless the allocation has it
+            self._lend_failed(claim)
+            raise
+
+    def _keep_cached(self, n: int, block: bytearray) -> bool:
+        """Keep a released block of `n` buffers in this thread's cache, its budget still
+        charged, if the cache has room and the shared budget keeps `CACHE_DEPTH` times as much
+        free for the others; whether it did."""
+        try:
+            cache = self._caches[THIS_THREAD.number]  # type: ignore[index]  # on: not None
+        except (AttributeError, IndexError):
+            return False
+        if cache is None or len(cache.kept) >= CACHE_DEPTH or self._budget - self._in_use < CACHE_DEPTH * n:
+            return False
+        cache.kept.append((time.monotonic(), block, n))
+        cache.releases += 1
+        if self._blocked:  # kept first, then tested: a waiter that came meanwhile reclaims it
+            self._serve()
+        return True
+
+    def _new_cache(self) -> BlockCache:
+        raise NotImplementedError  # BufPool's
 
     def _serve(self) -> None:
         raise NotImplementedError  # BufPool's
@@ -356,7 +442,7 @@ class _BufPoolCore:
 
 
 if COMPILED and not TYPE_CHECKING:  # type checkers read the Python classes above, the reference
-    from ._cbufpool import BufAllocation, BufPoolCore as _BufPoolCore, _allocation
+    from ._cbufpool import BlockCache, BufAllocation, BufPoolCore as _BufPoolCore, _allocation
 
 
 @final
@@ -369,7 +455,8 @@ class BufPool(_BufPoolCore):
     it back. Waiters are served first come, first served (see the module docstring for the
     trade-off). `close()` lends nothing more and frees the idle blocks; allocations still out
     can be released, and their memory is freed. `name` is shown in `repr` and warnings.
-    Thread-safe.
+    `thread_cache` turns the per-thread caches of released blocks on or off (None: on where
+    the interpreter runs without a GIL; see the `thread_cache` property). Thread-safe.
     """
 
     __slots__ = (
@@ -381,12 +468,17 @@ class BufPool(_BufPoolCore):
         "__weakref__",
     )
 
-    def __init__(self, buffer_size: int, max_memory: int, *, name: str | None = None) -> None:
+    def __init__(
+        self, buffer_size: int, max_memory: int, *, name: str | None = None, thread_cache: bool | None = None
+    ) -> None:
         """Raises `TypeError`/`ValueError` for a non-int or non-positive size, a budget
         smaller than one buffer, or a `name` that is not a str."""
         check_size("buffer_size", buffer_size, 1)
         check_size("max_memory", max_memory, buffer_size)
         check_optional_str("name", name)
+        if thread_cache is None:
+            thread_cache = not gil_enabled()
+        self._caches = [] if thread_cache else None
         self._name = name
         self._buffer_size = buffer_size
         self._budget = max_memory // buffer_size  # in buffers
@@ -454,6 +546,7 @@ class BufPool(_BufPoolCore):
     def _allocate_slow(self, n: int, timeout: float | None) -> BufAllocation:
         """`allocate()` when the request does not fit at once: wait (see
         `objpool._waiting.wait`), or raise."""
+        self._reclaim_cached()
         self._drain_leaks()
         allocation = self._lend_if_fits(n)  # raises if closed
         if allocation is not None:
@@ -475,6 +568,7 @@ class BufPool(_BufPoolCore):
         return Acquisition(lambda: self._acquire(n, timeout), BufAllocation.__enter__)
 
     async def _acquire(self, n: int, timeout: float | None) -> BufAllocation:
+        self._reclaim_cached()
         self._drain_leaks()
         allocation = self._lend_if_fits(n)  # raises if closed
         if allocation is not None:
@@ -544,12 +638,96 @@ class BufPool(_BufPoolCore):
                 self._lock.release()
 
     def _serve(self) -> None:
+        self._reclaim_cached()  # the line comes before any thread's cache
         self._line.serve()
         if self._evicted:
             self._free_evicted()
 
     def _recover_for_waiters(self) -> None:
         self._drain_leaks()  # the collector that finds a leak wakes nobody
+        if self._caches is not None:  # a block kept as this waiter joined the line
+            self._give_back(0, None)  # serves, reclaiming the caches first
+
+    # -- thread caches (see thread_cache) -------------------------------------------
+
+    def _new_cache(self) -> BlockCache:
+        """This thread's cache, made on its first allocation (or inherited with its number
+        from an ended thread)."""
+        number = thread_number()
+        fresh = BlockCache(self)  # made before the lock: an object the collector tracks
+        caches = self._caches
+        assert caches is not None
+        locked = False
+        try:
+            locked = self._lock.acquire()
+            while len(caches) <= number:
+                caches.append(None)  # grows the list's memory: not an object the collector tracks
+            cache = caches[number]
+            if cache is None:
+                cache = caches[number] = fresh
+            return cache
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _reclaim_cached(self) -> None:
+        """Give every block the threads' caches keep back to the shared budget and its idle
+        blocks (with no lock held: each block in a section of its own)."""
+        caches = self._caches
+        if caches is None:
+            return
+        for cache in caches:
+            if cache is None:
+                continue
+            kept = cache.kept
+            while kept:
+                try:
+                    returned_at, block, n = kept.pop()
+                except IndexError:  # its thread took the last one meanwhile
+                    break
+                self._return_kept(n, (returned_at, block))
+
+    def _return_kept(self, n: int, entry: tuple[float, bytearray]) -> None:
+        """Under the lock: `n` buffers' budget back from a cache, its block idle (if it fits)."""
+        locked = False
+        try:
+            locked = self._lock.acquire()
+            self._in_use -= n
+            if not self._closed:  # a closed pool keeps nothing
+                buffers = len(entry[1]) // self._buffer_size
+                if self._in_use + self._idle_buffers + buffers <= self._budget:  # else freed
+                    self._idle[buffers.bit_length() - 1].append(entry)
+                    self._idle_buffers += buffers
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _cached(self) -> tuple[int, int, int]:
+        """(buffers charged to the caches' blocks, allocations they served, releases they kept),
+        read without their threads' help: a snapshot that may lag one cycle behind."""
+        buffers = allocations = releases = 0
+        for cache in self._caches or ():
+            if cache is not None:
+                for entry in list(cache.kept):  # a copy: the thread may change its list meanwhile
+                    buffers += entry[2]
+                allocations += cache.allocations
+                releases += cache.releases
+        return buffers, allocations, releases
+
+    @property
+    def thread_cache(self) -> bool:
+        """Whether each thread keeps up to 4 of its released blocks in front of the budget.
+
+        On by default where there is no GIL (`sys._is_gil_enabled()`), off under it, as in
+        `Pool` and `SizedPool`. A kept block's budget stays charged, so the thread's next
+        request of the same size takes it back touching nothing the other threads touch.
+        A release is kept only while nobody waits and the shared budget has 4 times its size
+        free for the others, and the caches give everything back to the shared budget
+        whenever a request does not fit, anyone waits, or `trim()` or `close()` runs: nothing
+        kept ever makes a request wait or fail. Kept blocks count as idle in `stats()`, and
+        their requests as hits; `high_water_bytes` counts them as handed out.
+        """
+        return self._caches is not None
 
     def _leave(self, waiter: Waiter) -> None:
         # A grant the waiter will not use goes on; and a waiter leaving may unblock the line
@@ -703,6 +881,7 @@ class BufPool(_BufPoolCore):
         """Free every block idle for longer than `max_idle_seconds` (0: every idle one);
         return the bytes freed."""
         max_idle_seconds = check_seconds("max_idle_seconds", max_idle_seconds)
+        self._reclaim_cached()
         if not max_idle_seconds:
             fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built before the section
             idle = self._swap_idle(fresh)
@@ -754,6 +933,7 @@ class BufPool(_BufPoolCore):
         when they are released."""
         fresh: list[list[tuple[float, bytearray]]] = [[] for _ in self._idle]  # built here: a
         self._close(fresh)  # section allocates nothing
+        self._reclaim_cached()  # after the flag: a release that saw it open serves, so reclaims too
         self._line.close()
 
     def _close(self, fresh_idle: list[list[tuple[float, bytearray]]]) -> None:
@@ -812,6 +992,14 @@ class BufPool(_BufPoolCore):
         counts = [0] * _COUNTS
         waited = self._read_counts(counts)
         in_use, high_water, idle, waiting, exhausted, allocations, lent, hits, leaks, closed = counts
+        if self._caches is not None:  # read after the shared counts: see _cached
+            kept, cached_allocations, cached_releases = self._cached()
+            kept = min(kept, in_use)
+            in_use -= kept
+            idle += kept
+            allocations += cached_allocations
+            hits += cached_allocations
+            lent = max(0, lent + cached_allocations - cached_releases)
         # A grant on its way to its waiter is lent but not yet an allocation (see _grant):
         # counted as one here, so that no snapshot shows negative deallocations.
         allocations = max(allocations, lent + leaks)
@@ -854,6 +1042,6 @@ class BufPool(_BufPoolCore):
     def __repr__(self) -> str:
         name = "" if self._name is None else f" {self._name!r}"
         return (
-            f"<BufPool{name} {self._in_use}/{self._budget} x {self._buffer_size} bytes in use"
+            f"<BufPool{name} {self._in_use - (self._cached()[0] if self._caches else 0)}/{self._budget} x {self._buffer_size} bytes in use"
             f"{', closed' if self._closed else ''}>"
         )

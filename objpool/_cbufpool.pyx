@@ -10,17 +10,21 @@ Invariant: an allocation's `_live` is its buffer count while it is live and 0 on
 It is taken by an atomic swap (`objpool._catomic`: a plain read and write under the GIL), so
 of two threads releasing one allocation exactly one wins, as `list.pop()` on the claim list
 does in `_bufpool.py`. The budget, the counters and the idle blocks change under the pool's
-lock, as there, with or without the GIL.
+lock, as there, with or without the GIL. With thread caches on, a `BlockCache`'s counts have
+one writer, its thread, and its list is taken from by other threads only through `pop()`.
 """
 
 cimport cython
 
-from objpool._catomic cimport objpool_load, objpool_swap
+from objpool._catomic cimport objpool_add_fetch, objpool_bump, objpool_load, objpool_swap
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
+from objpool._cthreadlocal cimport objpool_tl_number, objpool_tl_remember, objpool_tl_seen
 
 import time
 
 from objpool._errors import StaleRefError
+from objpool._pool import CACHE_DEPTH
+from objpool._threadnumber import thread_number
 from objpool._views import release_all, remember
 from objpool._validate import check_seconds
 from objpool._waiting import NO_WAIT
@@ -29,6 +33,9 @@ cdef object _NO_WAIT = NO_WAIT
 cdef object _monotonic = time.monotonic  # the pure build's clock for idle blocks (trim)
 cdef bint _C_CLOCK = c_clock_agrees()  # then read it in C, with no Python call
 cdef str _RELEASED = "this BufAllocation was released; its buffers belong to the pool again"
+cdef Py_ssize_t _CACHE_DEPTH = CACHE_DEPTH
+# The last serial given to a pool (the first is 1: the thread-locals start at 0, no pool).
+cdef Py_ssize_t _serials = 0
 
 
 @cython.final
@@ -151,6 +158,81 @@ cdef BufAllocation _make(BufPoolCore pool, bytearray block, Py_ssize_t n):
     return allocation
 
 
+@cython.final
+cdef class BlockCache:
+    """One thread's released blocks in front of a `BufPool`'s budget (see `_bufpool.BlockCache`)."""
+
+    cdef readonly object pool  # whose budget the kept blocks hold
+    cdef readonly list kept  # (returned at, block, buffers charged), newest last
+    cdef Py_ssize_t _allocations  # one writer: the cache's thread
+    cdef Py_ssize_t _releases  # one writer: the cache's thread
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.kept = []
+
+    @property
+    def allocations(self):
+        """Lent from `kept` by this cache's thread."""
+        return objpool_load(&self._allocations)
+
+    @property
+    def releases(self):
+        """Kept by this cache's thread."""
+        return objpool_load(&self._releases)
+
+
+cdef inline BlockCache _cache_of(BufPoolCore pool, bint number_thread):
+    """This thread's cache in `pool`, or None if it has none yet. A thread without a number
+    gets one if `number_thread` (Python code: never once a block is in transit)."""
+    cdef void *seen = objpool_tl_seen(pool._serial)
+    if seen != NULL:
+        return <BlockCache>seen
+    return _find_cache(pool, number_thread)
+
+
+cdef BlockCache _find_cache(BufPoolCore pool, bint number_thread):
+    """`_cache_of` when the thread-locals do not have it: from the pool's list, remembered."""
+    global objpool_tl_number
+    cdef Py_ssize_t number = objpool_tl_number
+    cdef object cache
+    if number < 0:
+        if not number_thread:
+            return None
+        number = thread_number()
+        objpool_tl_number = number
+    if number < len(pool._caches):
+        cache = pool._caches[number]
+        if type(cache) is BlockCache:  # keeps a tampered `_caches` from the cast
+            objpool_tl_remember(pool._serial, <void *>cache)
+            return <BlockCache>cache
+    return None
+
+
+cdef inline BufAllocation _lend_cached(BufPoolCore pool, Py_ssize_t n):
+    """An allocation of `n` buffers from a block this thread kept for them, or None (see
+    `_bufpool._BufPoolCore._lend_cached`). From the pop to the return no Python code runs."""
+    cdef BlockCache cache = _cache_of(pool, True)
+    cdef list kept
+    cdef Py_ssize_t i
+    cdef tuple entry
+    if cache is None:
+        cache = pool._new_cache()
+    kept = cache.kept
+    try:
+        i = len(kept)
+        while i:  # newest first
+            i -= 1
+            entry = <tuple>kept[i]
+            if <Py_ssize_t>entry[2] == n:
+                entry = <tuple>kept.pop(i)  # IndexError: another thread took it meanwhile
+                objpool_bump(&cache._allocations)
+                return _make(pool, <bytearray>entry[1], n)
+    except IndexError:
+        pass
+    return None
+
+
 def _allocation(BufPoolCore pool, bytearray block, list claim not None):
     """A live `BufAllocation` over `block` of the `n` buffers in the one-element `claim` (see
     `_bufpool._allocation`): popped and made in C, with no Python code between."""
@@ -164,6 +246,8 @@ cdef class BufPoolCore:
     cdef public bint _blocked  # closed, or someone waits: kept by objpool._waiting.Line
     cdef public Py_ssize_t _budget  # in buffers
     cdef public Py_ssize_t _buffer_size
+    cdef public list _caches  # by thread number; None: thread caches off
+    cdef Py_ssize_t _serial  # unique for the process's life: the thread-locals' key
     cdef public bint _closed
     cdef public list _evicted  # idle blocks given up to make room, freed after the section
     cdef public Py_ssize_t _high_water
@@ -174,6 +258,10 @@ cdef class BufPoolCore:
     cdef public Py_ssize_t _lent  # budget charges outstanding
     cdef public object _line
     cdef public object _lock  # the line's lock too
+
+    def __cinit__(self):
+        global _serials
+        self._serial = objpool_add_fetch(&_serials, 1)
 
     def allocate(self, n, timeout=_NO_WAIT):
         """`n` contiguous buffers; with a `timeout`, wait up to that long for the budget.
@@ -189,11 +277,16 @@ cdef class BufPoolCore:
         cdef bint charged = False
         cdef list idle
         cdef object block = None
+        cdef BufAllocation cached
         if type(n) is not int or n < 1 or n > self._budget:
             n = self._check_n(n)  # raises, naming the rule
         count = n
         if timeout is not _NO_WAIT:  # the default skips the check: one identity test
             timeout = check_seconds("timeout", timeout, none_ok=True)
+        if self._caches is not None and not self._blocked:  # this thread's cache first
+            cached = _lend_cached(self, count)
+            if cached is not None:
+                return cached
         k = 0
         while (<Py_ssize_t>1 << k) < count:  # the size class: blocks of 2**k buffers
             k += 1
@@ -232,6 +325,17 @@ cdef class BufPoolCore:
 
     cdef int _give_back_c(self, Py_ssize_t n, object block) except -1:
         cdef Py_ssize_t k, size_class
+        cdef BlockCache cache
+        if self._caches is not None and block is not None and not self._blocked:
+            # Into this thread's cache while the budget keeps 4 times as much for the others
+            # (see _bufpool.py).
+            cache = _cache_of(self, False)
+            if cache is not None and len(cache.kept) < _CACHE_DEPTH and self._budget - self._in_use >= _CACHE_DEPTH * n:
+                cache.kept.append((objpool_monotonic() if _C_CLOCK else _monotonic(), block, n))
+                objpool_bump(&cache._releases)
+                if self._blocked:  # kept first, then tested: a waiter that came meanwhile reclaims it
+                    self._serve()
+                return 0
         entry = None if block is None else (objpool_monotonic() if _C_CLOCK else _monotonic(), block)  # before the section
         lock = self._lock
         lock.acquire()

@@ -85,7 +85,7 @@ class Script:
         self.refs: list[OwnedRef[Widget]] = []
         self.stale: list[Any] = []  # handles, allocations and slices released: used again on purpose
         self.buffer = ByteBuffer(self.rng.choice([0, 16, 100]))
-        self.bufpool = BufPool(64, 64 * self.rng.choice([1, 5, 8]), name="b")
+        self.bufpool = BufPool(64, 64 * self.rng.choice([1, 5, 8, 40]), name="b", thread_cache=self.rng.choice([False, True]))
         self.allocations: list[Any] = []
         self.sized = SizedPool(
             min_size=64, max_size=1024, max_retained=2048, clock=self.clock, thread_cache=self.rng.choice([False, True])

@@ -13,6 +13,11 @@ budget (and giving up idle blocks to make room) at the grant; the task takes its
 newest idle block when it next runs. The edge cases are rules: a close with waiters in line,
 a cancellation before the grant, and a cancellation at the moment of the grant (the task
 granted, its wake-up not yet run), whose budget must go on to the next in line.
+
+The machine draws `thread_cache`. With it on, the model keeps this thread's cache (made by
+its first `allocate()`; a thread that only releases keeps nothing): the blocks a release kept (their budget still charged), which a request of the same size takes
+back newest first, and which every request that does not fit, every task's acquire, `trim()`
+and `close()` give back to the shared budget, newest first.
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ class BufPoolMachine(RuleBasedStateMachine):
         self.held: list[tuple[BufAllocation, int, bytearray]] = []
         self.stale: list[BufAllocation] = []
         self.idle: list[list[bytearray]] = []  # by class, oldest first
-        self.in_use = 0
+        self.in_use = 0  # charged: lent, granted, and kept in this thread's cache
+        self.kept: list[tuple[int, bytearray]] = []  # this thread's cache, newest last
+        self.cached = False
+        self.has_cache = False  # made by this thread's first allocate() on the fast path
         self.allocations = self.hits = self.leaks = self.exhausted = 0
         self.closed = False
         self.loop = asyncio.new_event_loop()
@@ -52,9 +60,10 @@ class BufPoolMachine(RuleBasedStateMachine):
         self.granted: list[tuple[int, asyncio.Task[Any]]] = []  # granted, not yet run: in wake order
         self.refused: list[tuple[asyncio.Task[Any], str]] = []  # closed: the message expected
 
-    @initialize(budget=st.sampled_from([1, 5, 8, 13, 16]))
-    def make_pool(self, budget: int) -> None:
-        self.pool = BufPool(SIZE, budget * SIZE + SIZE // 2, name="machine")  # rounded down
+    @initialize(budget=st.sampled_from([1, 5, 8, 13, 16, 40, 64]), cached=st.booleans())
+    def make_pool(self, budget: int, cached: bool) -> None:
+        self.pool = BufPool(SIZE, budget * SIZE + SIZE // 2, name="machine", thread_cache=cached)  # rounded down
+        self.cached = cached
         self.budget = budget
         self.idle = [[] for _ in range(size_class(budget) + 1)]
 
@@ -83,6 +92,18 @@ class BufPoolMachine(RuleBasedStateMachine):
 
     def fits(self, n: int) -> bool:
         return self.in_use + n <= self.budget
+
+    def kept_buffers(self) -> int:
+        return sum(n for n, _ in self.kept)
+
+    def reclaim(self) -> None:
+        """The cache's blocks back to the shared budget, newest first, each kept idle if it fits."""
+        while self.kept:
+            n, block = self.kept.pop()
+            self.in_use -= n
+            buffers = len(block) // SIZE
+            if not self.closed and self.in_use + self.idle_buffers() + buffers <= self.budget:
+                self.idle[size_class(buffers)].append(block)
 
     def run_loop(self) -> None:
         """Let every woken task run, and the grants their leaving makes, to the end."""
@@ -139,11 +160,33 @@ class BufPoolMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), how=st.sampled_from(["allocate", "try_allocate"]))
     def allocate(self, data: st.DataObject, how: str) -> None:
-        n = data.draw(st.integers(1, self.budget), label="n")
+        if bool(self.kept) and data.draw(st.booleans(), label="a size this thread's cache keeps"):
+            n = data.draw(st.sampled_from([n for n, _ in self.kept]), label="n")
+        else:
+            n = data.draw(st.integers(1, min(2, self.budget)) | st.integers(1, self.budget), label="n")  # small: kept
         if self.closed:
             with pytest.raises(PoolClosedError, match=r"^<BufPool 'machine' .*, closed> is closed and lends nothing more$"):
                 self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
             return
+        if self.cached and not self.line:  # this thread's cache first: the newest block of size n
+            self.has_cache = True
+            for i in reversed(range(len(self.kept))):
+                if self.kept[i][0] == n:
+                    block = self.kept.pop(i)[1]
+                    allocation = self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
+                    assert allocation is not None and allocation.view.obj is block, "the kept block"
+                    event("allocate: from this thread's cache")
+                    self.allocations += 1
+                    self.hits += 1
+                    self.held.append((allocation, n, block))
+                    return
+        if not self.line and self.fits(n):  # the fast path
+            allocation = self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
+            assert allocation is not None
+            assert len(allocation) == n
+            self.lend(n, allocation)
+            return
+        self.reclaim()  # the slow path takes back what the cache keeps, then charges as a grant
         if self.line or not self.fits(n):
             self.exhausted += 1
             if how == "allocate":
@@ -154,8 +197,8 @@ class BufPoolMachine(RuleBasedStateMachine):
             return
         allocation = self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
         assert allocation is not None
-        assert len(allocation) == n
-        self.lend(n, allocation)
+        self.charge(n)
+        self.take_block(n, allocation)
 
     @precondition(lambda self: bool(self.held))
     @rule(data=st.data(), how=st.sampled_from(["release", "deallocate", "with"]), cancel_granted=st.booleans())
@@ -169,6 +212,10 @@ class BufPoolMachine(RuleBasedStateMachine):
             with allocation:
                 pass
         self.stale.append(allocation)
+        if self.has_cache and not (self.closed or self.line) and len(self.kept) < 4 and self.budget - self.in_use >= 4 * n:
+            self.kept.append((n, block))  # into this thread's cache, its budget still charged
+            event("release: kept in this thread's cache")
+            return
         self.in_use -= n
         buffers = len(block) // SIZE
         if not self.closed and self.in_use + self.idle_buffers() + buffers <= self.budget:
@@ -221,6 +268,7 @@ class BufPoolMachine(RuleBasedStateMachine):
     @rule(age=st.sampled_from([0.0, 3600.0]))
     def trim(self, age: float) -> None:
         freed = self.pool.trim(max_idle_seconds=age)
+        self.reclaim()
         if age:
             assert freed == 0, "nothing here has been idle an hour"
             return
@@ -233,6 +281,7 @@ class BufPoolMachine(RuleBasedStateMachine):
             return
         self.pool.close()
         self.closed = True
+        self.reclaim()  # dropped: a closed pool keeps nothing
         self.idle = [[] for _ in self.idle]
         self.refused.extend((task, r"was closed while waiting for buffers$") for _, task in self.line)
         self.line = []
@@ -242,6 +291,7 @@ class BufPoolMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def wait(self, data: st.DataObject) -> None:
+        self.reclaim()  # the first thing the task's acquire does
         free = self.budget - self.in_use
         low, high = data.draw(
             st.sampled_from([(1, self.budget), (free + 1, self.budget), (1, free)]).filter(lambda r: 1 <= r[0] <= r[1]),
@@ -282,10 +332,13 @@ class BufPoolMachine(RuleBasedStateMachine):
         assert stats.deallocations == self.allocations - self.leaks - lent
         assert (stats.hits, stats.exhausted, stats.waiting, stats.closed) == (self.hits, self.exhausted, len(self.line), self.closed)
         assert (stats.lent_bytes, stats.idle_bytes, stats.budget_bytes) == (
-            self.in_use * SIZE,
-            self.idle_buffers() * SIZE,
+            (self.in_use - self.kept_buffers()) * SIZE,
+            (self.idle_buffers() + self.kept_buffers()) * SIZE,
             self.budget * SIZE,
         )
+        kept = [(entry[2], entry[1]) for cache in self.pool._caches or () if cache is not None for entry in cache.kept]
+        assert [n for n, _ in kept] == [n for n, _ in self.kept]
+        assert all(real is block for (_, real), (_, block) in zip(kept, self.kept, strict=True))
         assert stats.lent_bytes + stats.idle_bytes <= stats.budget_bytes
         assert stats.lent_bytes <= stats.high_water_bytes <= stats.budget_bytes
         assert self.pool.closed == self.closed

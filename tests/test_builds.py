@@ -32,7 +32,7 @@ def test_every_hot_class_comes_from_the_build_that_runs() -> None:
         core = cls.__mro__[1]
         assert (core.__module__ in TWINS) == compiled, core
     assert (BufAllocation.__module__ == "objpool._cbufpool") == compiled
-    # The caches a Pool or SizedPool keeps per thread (thread_cache=True) are compiled too.
+    # The caches a Pool, BufPool or SizedPool keeps per thread (thread_cache=True) are compiled too.
     sized = SizedPool(thread_cache=True)
     sized.allocate(4096).release()
     assert [type(c).__module__ for c in sized._caches] == ["objpool._csizedpool" if compiled else "objpool._threadcache"]
@@ -40,6 +40,10 @@ def test_every_hot_class_comes_from_the_build_that_runs() -> None:
     pool.allocate().release()
     caches = [c for c in pool._caches or () if c is not None]
     assert [type(c).__module__ for c in caches] == ["objpool._cpool" if compiled else "objpool._pool"]
+    bufpool = BufPool(64, 64 * 64, thread_cache=True)
+    bufpool.allocate(1).release()
+    block_caches = [c for c in bufpool._caches or () if c is not None]
+    assert [type(c).__module__ for c in block_caches] == ["objpool._cbufpool" if compiled else "objpool._bufpool"]
 
 
 def test_objpool_pure_python_at_run_time_runs_the_reference() -> None:

@@ -270,6 +270,24 @@ def bufpool_exhausted_close(attempt: Try) -> Callable[[], None]:
     return lambda: expect_bufpool(pool, leaks=1)
 
 
+def bufpool_thread_cache(attempt: Try) -> Callable[[], None]:
+    """Releases kept in this thread's cache, a lend from it, and a request that takes the
+    budget back from it (a section per block)."""
+    pool = BufPool(64, 64 * 16, thread_cache=True)
+    pool.allocate(1).release()  # this thread's cache, made
+    a, b = pool.allocate(2), pool.allocate(1)
+    attempt.arm(pool, a.release, b)
+    del a, b
+    pool.allocate(1).release()
+    pool.allocate(2).release()
+    try:
+        pool.allocate(16, timeout=0).release()  # the cache's blocks back to the shared budget
+    except PoolExhaustedError:  # the leaked one's budget was not drained yet
+        pass
+    pool.trim()
+    return lambda: expect_bufpool(pool, leaks=1)
+
+
 def bufpool_hand_off(attempt: Try) -> Callable[[], None]:
     pool = BufPool(64, 64 * 4)
     a, b = pool.allocate(2), pool.allocate(2)
@@ -373,6 +391,7 @@ CASES = [
     bufpool_allocate_release,
     bufpool_stats_trim,
     bufpool_exhausted_close,
+    bufpool_thread_cache,
     bufpool_hand_off,
     sizedpool_get_put,
     sizedpool_evict_trim_stats,

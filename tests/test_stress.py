@@ -109,6 +109,14 @@ SUBJECTS = [
         _allocation_marked,
     ),
     Subject(
+        "BufPool with thread caches",  # 12 buffers: kept while 8 are free, waited for when all are out
+        lambda: BufPool(64, 64 * 12, thread_cache=True),
+        lambda pool, timeout: pool.allocate(2, timeout=timeout),
+        lambda pool, timeout: pool.acquire(2, timeout=timeout),
+        _mark_allocation,
+        _allocation_marked,
+    ),
+    Subject(
         "SizedPool",
         lambda: SizedPool(min_size=64, max_size=4096, max_retained=8192),
         lambda pool, timeout: pool.allocate(128 if timeout else 64),  # two classes; it never waits
