@@ -374,7 +374,9 @@ class _BufPoolCore:
 
     def _lend_cached(self, n: int) -> BufAllocation | None:
         """An allocation of `n` buffers from a block this thread kept for them (its budget
-        still charged), or None if it kept none of that size."""
+        still charged), or None if it kept none of that size. A block of the same class kept
+        for another size goes to the shared idle blocks, where the caller's shared path then
+        reuses it, as it would without caches."""
         try:
             cache = self._caches[THIS_THREAD.number]  # type: ignore[index]  # on: not None
         except (AttributeError, IndexError):  # no number yet, or no cache in this pool
@@ -383,15 +385,23 @@ class _BufPoolCore:
             cache = self._new_cache()
         kept = cache.kept
         claim = [0]  # [n] once the block is ours
+        k = (n - 1).bit_length()
         try:
+            same_class = -1
             i = len(kept)
             while i:  # newest first
                 i -= 1
-                if kept[i][2] == n:
+                size = kept[i][2]
+                if size == n:
                     block = kept.pop(i)[1]  # IndexError: another thread took it meanwhile
                     claim[0] = n  # the budget is now the claim's
                     cache.allocations += 1
                     return _allocation(self, block, claim)
+                if same_class < 0 and (size - 1).bit_length() == k:
+                    same_class = i
+            if same_class >= 0:
+                returned_at, block, size = kept.pop(same_class)
+                self._return_kept(size, (returned_at, block))
             return None
         except IndexError:
             return None
@@ -416,6 +426,9 @@ class _BufPoolCore:
         return True
 
     def _new_cache(self) -> BlockCache:
+        raise NotImplementedError  # BufPool's
+
+    def _return_kept(self, n: int, entry: tuple[float, bytearray]) -> None:
         raise NotImplementedError  # BufPool's
 
     def _serve(self) -> None:

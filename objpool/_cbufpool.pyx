@@ -209,12 +209,21 @@ cdef BlockCache _find_cache(BufPoolCore pool, bint number_thread):
     return None
 
 
+cdef inline Py_ssize_t _size_class(Py_ssize_t n):
+    """The class of a request of `n` buffers: blocks of 2**k buffers, the least >= n."""
+    cdef Py_ssize_t k = 0
+    while (<Py_ssize_t>1 << k) < n:
+        k += 1
+    return k
+
+
 cdef inline BufAllocation _lend_cached(BufPoolCore pool, Py_ssize_t n):
     """An allocation of `n` buffers from a block this thread kept for them, or None (see
     `_bufpool._BufPoolCore._lend_cached`). From the pop to the return no Python code runs."""
     cdef BlockCache cache = _cache_of(pool, True)
     cdef list kept
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, size, same_class = -1
+    cdef Py_ssize_t k = _size_class(n)
     cdef tuple entry
     if cache is None:
         cache = pool._new_cache()
@@ -224,10 +233,16 @@ cdef inline BufAllocation _lend_cached(BufPoolCore pool, Py_ssize_t n):
         while i:  # newest first
             i -= 1
             entry = <tuple>kept[i]
-            if <Py_ssize_t>entry[2] == n:
+            size = <Py_ssize_t>entry[2]
+            if size == n:
                 entry = <tuple>kept.pop(i)  # IndexError: another thread took it meanwhile
                 objpool_bump(&cache._allocations)
                 return _make(pool, <bytearray>entry[1], n)
+            if same_class < 0 and _size_class(size) == k:
+                same_class = i
+        if same_class >= 0:  # to the shared idle blocks, where the shared path reuses it
+            entry = <tuple>kept.pop(same_class)
+            pool._return_kept(entry[2], (entry[0], entry[1]))
     except IndexError:
         pass
     return None

@@ -22,6 +22,7 @@ cimport cython
 from cpython.ref cimport Py_REFCNT
 
 from objpool._catomic cimport objpool_add, objpool_add_fetch, objpool_bump, objpool_load, objpool_raise_to, objpool_swap
+from objpool._cthreadlocal cimport objpool_tl_number, objpool_tl_remember, objpool_tl_seen
 
 from types import GenericAlias
 
@@ -36,27 +37,6 @@ from objpool._waiting import NO_WAIT
 # only reference: a count of 1. Free-threaded builds count references per thread, so there
 # every allocation makes a fresh handle (0 never matches), as in `_pool.py`.
 cdef Py_ssize_t _SOLE_HOLDER = 1 if gil_enabled() else 0
-
-# C thread-locals: the thread's number (objpool._threadnumber), once asked, and its caches in
-# the last two pools it used, by the pools' serial numbers (unique for the process's life, so
-# a pool made at a dead pool's address never matches). The cache pointers are borrowed: a
-# serial matches only while its pool, which holds the cache, runs a method. Reading the pool's
-# list of caches instead increfs that list, which every thread shares: it made two threads
-# sharing a pool slower than one (0.7x, CPython 3.13t), against 1.3-1.5x this way.
-cdef extern from *:
-    """
-    #if defined(_MSC_VER)
-    #define OBJPOOL_THREAD_LOCAL __declspec(thread)
-    #else
-    #define OBJPOOL_THREAD_LOCAL __thread
-    #endif
-    static OBJPOOL_THREAD_LOCAL Py_ssize_t objpool_this_thread = -1;
-    static OBJPOOL_THREAD_LOCAL Py_ssize_t objpool_seen_serial[2];
-    static OBJPOOL_THREAD_LOCAL void *objpool_seen_cache[2];
-    """
-    Py_ssize_t objpool_this_thread
-    Py_ssize_t objpool_seen_serial[2]
-    void *objpool_seen_cache[2]
 
 # The last serial given to a pool (the first is 1: the thread-locals start at 0, no pool).
 cdef Py_ssize_t _serials = 0
@@ -187,37 +167,28 @@ cdef class SlotCache:
 
 cdef inline SlotCache _cache_of(PoolCore pool, bint number_thread):
     """This thread's cache in `pool`, or None if it has none yet. A thread without a number
-    gets one if `number_thread` (Python code: never once a slot is in transit)."""
-    cdef void *swap
-    if objpool_seen_serial[0] == pool._serial:
-        return <SlotCache>objpool_seen_cache[0]
-    if objpool_seen_serial[1] == pool._serial:
-        swap = objpool_seen_cache[1]
-        objpool_seen_serial[1] = objpool_seen_serial[0]
-        objpool_seen_cache[1] = objpool_seen_cache[0]
-        objpool_seen_serial[0] = pool._serial
-        objpool_seen_cache[0] = swap
-        return <SlotCache>swap
+    gets one if `number_thread` (Python code: never once a slot is in transit). Found
+    through the C thread-locals of `objpool._cthreadlocal`."""
+    cdef void *seen = objpool_tl_seen(pool._serial)
+    if seen != NULL:
+        return <SlotCache>seen
     return _find_cache(pool, number_thread)
 
 
 cdef SlotCache _find_cache(PoolCore pool, bint number_thread):
     """`_cache_of` when the thread-locals do not have it: from the pool's list, remembered."""
-    global objpool_this_thread
-    cdef Py_ssize_t number = objpool_this_thread
+    global objpool_tl_number
+    cdef Py_ssize_t number = objpool_tl_number
     cdef object cache
     if number < 0:
         if not number_thread:
             return None
         number = thread_number()
-        objpool_this_thread = number
+        objpool_tl_number = number
     if number < len(pool._caches):
         cache = pool._caches[number]
         if type(cache) is SlotCache:  # keeps a tampered `_caches` from the cast
-            objpool_seen_serial[1] = objpool_seen_serial[0]
-            objpool_seen_cache[1] = objpool_seen_cache[0]
-            objpool_seen_serial[0] = pool._serial
-            objpool_seen_cache[0] = <void *>cache
+            objpool_tl_remember(pool._serial, <void *>cache)
             return <SlotCache>cache
     return None
 

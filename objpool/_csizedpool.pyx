@@ -33,6 +33,7 @@ from objpool._catomic cimport objpool_add_fetch, objpool_load, objpool_swap
 from objpool._cbytebuffer cimport ByteBuffer
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
 from objpool._cpool cimport OwnedRef
+from objpool._cthreadlocal cimport objpool_tl_remember, objpool_tl_seen
 
 import time
 
@@ -42,23 +43,6 @@ from objpool._locking import gil_enabled
 from objpool._threadcache import CACHE_DEPTH
 from objpool._validate import check_int, reject
 
-
-# C thread-locals: this thread's caches in the last two pools it used, by the pools' serial
-# numbers (unique for the process's life, so a pool made at a dead pool's address never
-# matches). Borrowed: a serial matches only while its pool runs a method, and the thread's
-# cache lives in the pool's thread-local as long as the thread does.
-cdef extern from *:
-    """
-    #if defined(_MSC_VER)
-    #define OBJPOOL_SIZED_THREAD_LOCAL __declspec(thread)
-    #else
-    #define OBJPOOL_SIZED_THREAD_LOCAL __thread
-    #endif
-    static OBJPOOL_SIZED_THREAD_LOCAL Py_ssize_t objpool_sized_seen_serial[2];
-    static OBJPOOL_SIZED_THREAD_LOCAL void *objpool_sized_seen_cache[2];
-    """
-    Py_ssize_t objpool_sized_seen_serial[2]
-    void *objpool_sized_seen_cache[2]
 
 # The last serial given to a pool (the first is 1: the thread-locals start at 0, no pool).
 cdef Py_ssize_t _serials = 0
@@ -437,26 +421,17 @@ cdef class SizedPoolCore:
 
 
 cdef ThreadCache _thread_cache(SizedPoolCore pool):
-    """This thread's cache in `pool` (made on its first use)."""
-    cdef void *swap
-    if objpool_sized_seen_serial[0] == pool._serial:
-        return <ThreadCache>objpool_sized_seen_cache[0]
-    if objpool_sized_seen_serial[1] == pool._serial:
-        swap = objpool_sized_seen_cache[1]
-        objpool_sized_seen_serial[1] = objpool_sized_seen_serial[0]
-        objpool_sized_seen_cache[1] = objpool_sized_seen_cache[0]
-        objpool_sized_seen_serial[0] = pool._serial
-        objpool_sized_seen_cache[0] = swap
-        return <ThreadCache>swap
+    """This thread's cache in `pool` (made on its first use), found through the C
+    thread-locals of `objpool._cthreadlocal`."""
+    cdef void *seen = objpool_tl_seen(pool._serial)
+    if seen != NULL:
+        return <ThreadCache>seen
     cache = getattr(pool._local, "cache", None)
     if type(cache) is not ThreadCache:
         cache = pool._new_thread_cache()
         if type(cache) is not ThreadCache:  # keeps a tampered pool from the casts
             raise TypeError(f"a thread cache must be a ThreadCache, got {cache!r}")
-    objpool_sized_seen_serial[1] = objpool_sized_seen_serial[0]
-    objpool_sized_seen_cache[1] = objpool_sized_seen_cache[0]
-    objpool_sized_seen_serial[0] = pool._serial
-    objpool_sized_seen_cache[0] = <void *>cache
+    objpool_tl_remember(pool._serial, <void *>cache)  # borrowed: the pool's thread-local holds it
     return <ThreadCache>cache
 
 

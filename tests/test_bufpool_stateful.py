@@ -15,9 +15,11 @@ a cancellation before the grant, and a cancellation at the moment of the grant (
 granted, its wake-up not yet run), whose budget must go on to the next in line.
 
 The machine draws `thread_cache`. With it on, the model keeps this thread's cache (made by
-its first `allocate()`; a thread that only releases keeps nothing): the blocks a release kept (their budget still charged), which a request of the same size takes
-back newest first, and which every request that does not fit, every task's acquire, `trim()`
-and `close()` give back to the shared budget, newest first.
+its first `allocate()`; a thread that only releases keeps nothing): the blocks a release
+kept (their budget still charged), which a request of the same size takes back newest first
+(a request of another size in the class gives the class's newest kept block to the shared
+idle blocks, then takes the shared path), and which every request that does not fit, every
+task's acquire, `trim()` and `close()` give back to the shared budget, newest first.
 """
 
 from __future__ import annotations
@@ -160,8 +162,9 @@ class BufPoolMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), how=st.sampled_from(["allocate", "try_allocate"]))
     def allocate(self, data: st.DataObject, how: str) -> None:
-        if bool(self.kept) and data.draw(st.booleans(), label="a size this thread's cache keeps"):
-            n = data.draw(st.sampled_from([n for n, _ in self.kept]), label="n")
+        if bool(self.kept) and data.draw(st.booleans(), label="a class this thread's cache keeps"):
+            k = size_class(data.draw(st.sampled_from([m for m, _ in self.kept]), label="kept"))
+            n = data.draw(st.integers((1 << k >> 1) + 1, min(1 << k, self.budget)), label="n")  # its size, or another
         else:
             n = data.draw(st.integers(1, min(2, self.budget)) | st.integers(1, self.budget), label="n")  # small: kept
         if self.closed:
@@ -170,6 +173,7 @@ class BufPoolMachine(RuleBasedStateMachine):
             return
         if self.cached and not self.line:  # this thread's cache first: the newest block of size n
             self.has_cache = True
+            same_class = [i for i, (m, _) in enumerate(self.kept) if m != n and size_class(m) == size_class(n)]
             for i in reversed(range(len(self.kept))):
                 if self.kept[i][0] == n:
                     block = self.kept.pop(i)[1]
@@ -180,6 +184,12 @@ class BufPoolMachine(RuleBasedStateMachine):
                     self.hits += 1
                     self.held.append((allocation, n, block))
                     return
+            if same_class:  # the newest block of its class, kept for another size: to the shared idle blocks
+                m, block = self.kept.pop(same_class[-1])
+                self.in_use -= m
+                if self.in_use + self.idle_buffers() + (len(block) // SIZE) <= self.budget:
+                    self.idle[size_class(m)].append(block)
+                event("allocate: its class's kept block shared")
         if not self.line and self.fits(n):  # the fast path
             allocation = self.pool.allocate(n) if how == "allocate" else self.pool.try_allocate(n)
             assert allocation is not None

@@ -77,17 +77,23 @@ def test_a_thread_s_cache_serves_its_cycle_with_the_same_block() -> None:
     assert "0/64" in repr(pool)
 
 
-def test_a_cache_serves_only_requests_of_the_size_it_kept() -> None:
+def test_a_cache_serves_requests_of_the_size_it_kept_and_shares_the_rest_of_the_class() -> None:
     pool = BufPool(SIZE, SIZE * 64, thread_cache=True)
-    pool.allocate(3).release()
+    with pool.allocate(3) as three:
+        three.view[:] = b"3" * 3 * SIZE
     pool.allocate(1).release()
     assert [1, 3] == kept(pool)
-    with pool.allocate(4):  # the same size class as 3, but not the same charge: the shared path
-        assert [1, 3] == kept(pool)
-    assert [1, 3, 4] == kept(pool)
-    with pool.allocate(3):
+    with pool.allocate(4) as four:  # its class's block, kept for 3: shared, then reused as any idle block
+        assert bytes(four.view[: 3 * SIZE]) == b"3" * 3 * SIZE
+        assert [1] == kept(pool)
+        s = pool.stats()
+        assert (s.hits, s.lent_bytes, s.idle_bytes) == (1, 4 * SIZE, 1 * SIZE)
+    assert [1, 4] == kept(pool)
+    with pool.allocate(2):  # class 1: nothing kept in it, a new block
         assert [1, 4] == kept(pool)
-    assert pool.stats().lent == 0
+    with pool.allocate(4):
+        assert [1, 2] == kept(pool)
+    assert (pool.stats().lent, pool.stats().hits) == (0, 2)
 
 
 def test_a_cache_keeps_at_most_4_blocks() -> None:
