@@ -57,7 +57,7 @@ from ._views import release_all, remember
 from ._waiting import NO_WAIT, Line, Waiter, wait, wait_async
 from ._warn import allocation_site, warn_user
 
-__all__ = ["BlockCache", "BufAllocation", "BufPool", "BufPoolStats"]
+__all__ = ["BufAllocation", "BufPool", "BufPoolStats"]
 
 _RELEASED: Final = "this BufAllocation was released; its buffers belong to the pool again"
 _COUNTS: Final = 10  # stats(): the ints read in one section (see BufPool._read_counts)
