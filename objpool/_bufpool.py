@@ -51,7 +51,7 @@ from ._compiled import COMPILED
 from ._errors import ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._locking import gil_enabled, take_contended
 from ._pool import CACHE_DEPTH
-from ._threadnumber import THIS_THREAD, thread_number
+from ._threadnumber import THIS_THREAD, cache_for_this_thread
 from ._validate import check_int, check_optional_str, check_seconds, check_size, reject
 from ._views import release_all, remember
 from ._waiting import NO_WAIT, Line, Waiter, wait, wait_async
@@ -666,22 +666,8 @@ class BufPool(_BufPoolCore):
     def _new_cache(self) -> BlockCache:
         """This thread's cache, made on its first allocation (or inherited with its number
         from an ended thread)."""
-        number = thread_number()
-        fresh = BlockCache(self)  # made before the lock: an object the collector tracks
-        caches = self._caches
-        assert caches is not None
-        locked = False
-        try:
-            locked = self._lock.acquire()
-            while len(caches) <= number:
-                caches.append(None)  # grows the list's memory: not an object the collector tracks
-            cache = caches[number]
-            if cache is None:
-                cache = caches[number] = fresh
-            return cache
-        finally:
-            if locked:
-                self._lock.release()
+        assert self._caches is not None
+        return cache_for_this_thread(self._caches, self._lock, BlockCache(self))
 
     def _reclaim_cached(self) -> None:
         """Give every block the threads' caches keep back to the shared budget and its idle

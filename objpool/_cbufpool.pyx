@@ -18,7 +18,7 @@ cimport cython
 
 from objpool._catomic cimport objpool_add_fetch, objpool_bump, objpool_load, objpool_swap
 from objpool._cclock cimport c_clock_agrees, objpool_monotonic
-from objpool._cthreadlocal cimport objpool_tl_number, objpool_tl_remember, objpool_tl_seen
+from objpool._cthreadlocal cimport find_cache, objpool_tl_seen
 
 import time
 
@@ -193,20 +193,7 @@ cdef inline BlockCache _cache_of(BufPoolCore pool, bint number_thread):
 
 cdef BlockCache _find_cache(BufPoolCore pool, bint number_thread):
     """`_cache_of` when the thread-locals do not have it: from the pool's list, remembered."""
-    global objpool_tl_number
-    cdef Py_ssize_t number = objpool_tl_number
-    cdef object cache
-    if number < 0:
-        if not number_thread:
-            return None
-        number = thread_number()
-        objpool_tl_number = number
-    if number < len(pool._caches):
-        cache = pool._caches[number]
-        if type(cache) is BlockCache:  # keeps a tampered `_caches` from the cast
-            objpool_tl_remember(pool._serial, <void *>cache)
-            return <BlockCache>cache
-    return None
+    return <BlockCache>find_cache(pool._caches, pool._serial, BlockCache, number_thread, thread_number)
 
 
 cdef inline Py_ssize_t _size_class(Py_ssize_t n):
@@ -302,9 +289,7 @@ cdef class BufPoolCore:
             cached = _lend_cached(self, count)
             if cached is not None:
                 return cached
-        k = 0
-        while (<Py_ssize_t>1 << k) < count:  # the size class: blocks of 2**k buffers
-            k += 1
+        k = _size_class(count)  # blocks of 2**k buffers
         lock = self._lock
         lock.acquire()
         try:
@@ -361,9 +346,7 @@ cdef class BufPoolCore:
             if entry is not None and not self._closed:  # a closed pool keeps nothing
                 size_class = len(block) // self._buffer_size
                 if self._in_use + self._idle_buffers + size_class <= self._budget:  # else freed
-                    k = 0
-                    while (<Py_ssize_t>1 << k) < size_class:
-                        k += 1
+                    k = _size_class(size_class)
                     (<list>self._idle[k]).append(entry)
                     self._idle_buffers += size_class
         finally:

@@ -22,7 +22,7 @@ cimport cython
 from cpython.ref cimport Py_REFCNT
 
 from objpool._catomic cimport objpool_add, objpool_add_fetch, objpool_bump, objpool_load, objpool_raise_to, objpool_swap
-from objpool._cthreadlocal cimport objpool_tl_number, objpool_tl_remember, objpool_tl_seen
+from objpool._cthreadlocal cimport find_cache, objpool_tl_seen
 
 from types import GenericAlias
 
@@ -177,20 +177,7 @@ cdef inline SlotCache _cache_of(PoolCore pool, bint number_thread):
 
 cdef SlotCache _find_cache(PoolCore pool, bint number_thread):
     """`_cache_of` when the thread-locals do not have it: from the pool's list, remembered."""
-    global objpool_tl_number
-    cdef Py_ssize_t number = objpool_tl_number
-    cdef object cache
-    if number < 0:
-        if not number_thread:
-            return None
-        number = thread_number()
-        objpool_tl_number = number
-    if number < len(pool._caches):
-        cache = pool._caches[number]
-        if type(cache) is SlotCache:  # keeps a tampered `_caches` from the cast
-            objpool_tl_remember(pool._serial, <void *>cache)
-            return <SlotCache>cache
-    return None
+    return <SlotCache>find_cache(pool._caches, pool._serial, SlotCache, number_thread, thread_number)
 
 
 cdef class PoolCore:

@@ -47,3 +47,24 @@ cdef extern from *:
     Py_ssize_t objpool_tl_number
     void *objpool_tl_seen(Py_ssize_t serial) nogil
     void objpool_tl_remember(Py_ssize_t serial, void *cache) nogil
+
+
+cdef inline object find_cache(list caches, Py_ssize_t serial, type kind, bint number_thread, object thread_number):
+    """This thread's cache in a pool's `caches` (a list by thread number, objpool._threadnumber),
+    remembered for the pool's `serial`; None if it has none there yet, or if the thread has no
+    number yet and `number_thread` is false (Python code, `thread_number()`, must not run once
+    a slot is in transit). `kind` keeps a tampered list from the callers' casts."""
+    global objpool_tl_number
+    cdef Py_ssize_t number = objpool_tl_number
+    cdef object cache
+    if number < 0:
+        if not number_thread:
+            return None
+        number = thread_number()
+        objpool_tl_number = number
+    if caches is not None and number < len(caches):
+        cache = caches[number]
+        if type(cache) is kind:
+            objpool_tl_remember(serial, <void *>cache)
+            return cache
+    return None

@@ -40,7 +40,7 @@ from ._acquisition import Acquisition
 from ._errors import NOT_A_HANDLE, ForeignRefError, PoolClosedError, PoolExhaustedError, StaleRefError
 from ._locking import gil_enabled
 from ._ownedref import OwnedRef
-from ._threadnumber import THIS_THREAD, thread_number
+from ._threadnumber import THIS_THREAD, cache_for_this_thread
 from ._validate import check_callable, check_optional_str, check_seconds, check_size, reject
 from ._waiting import NO_WAIT, Line, Waiter, pop_or_none, wait, wait_async
 from ._warn import allocation_site, warn_user
@@ -767,22 +767,8 @@ class Pool(_PoolCore[T]):
     def _new_cache(self) -> SlotCache:
         """This thread's cache, made on its first allocation (or inherited with its number
         from an ended thread)."""
-        number = thread_number()
-        fresh = SlotCache(self)  # made before the lock: an object the collector tracks
-        caches = self._caches
-        assert caches is not None
-        locked = False
-        try:
-            locked = self._lock.acquire()
-            while len(caches) <= number:
-                caches.append(None)  # grows the list's memory: not an object the collector tracks
-            cache = caches[number]
-            if cache is None:
-                cache = caches[number] = fresh
-            return cache
-        finally:
-            if locked:
-                self._lock.release()
+        assert self._caches is not None
+        return cache_for_this_thread(self._caches, self._lock, SlotCache(self))
 
     def _lend_stolen(self) -> OwnedRef[T] | None:
         """The shared stack is empty: a live handle on a slot from some thread's cache, or

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Final, final
+from typing import Final, TypeVar, final
 
 from . import _fork
 
-__all__ = ["THIS_THREAD", "thread_number"]
+__all__ = ["THIS_THREAD", "cache_for_this_thread", "thread_number"]
+
+C = TypeVar("C")
 
 THIS_THREAD: Final = threading.local()
 """`THIS_THREAD.number` is this thread's number once `thread_number()` gave it one (the hot
@@ -83,3 +85,23 @@ def thread_number() -> int:
     THIS_THREAD.token = token
     THIS_THREAD.number = number
     return number
+
+
+def cache_for_this_thread(caches: list[C | None], lock: threading.Lock, fresh: C) -> C:
+    """This thread's cache in a pool's `caches` (indexed by thread number): `fresh` if it had
+    none, else the one it inherited with its number from an ended thread. `lock` is the
+    pool's, which guards its list; `fresh` is made by the caller, before the lock, since it is
+    an object the collector tracks and the section makes none."""
+    number = thread_number()
+    locked = False
+    try:
+        locked = lock.acquire()
+        while len(caches) <= number:
+            caches.append(None)  # grows the list's memory: not an object the collector tracks
+        cache = caches[number]
+        if cache is None:
+            cache = caches[number] = fresh
+        return cache
+    finally:
+        if locked:
+            lock.release()
